@@ -1,0 +1,135 @@
+"""Load official checkpoint files safely and strictly.
+
+`torch.load(weights_only=True)` only: a release file that needs code to unpickle is refused, never run.
+The state dict must match the variant's layout exactly (keys, shapes, dtypes), less the keys the variant
+declares unused (SAM 2's memory modules). A mismatch is one error with the counts, the first few differing
+keys, and the registered variant whose layout the file does match, if any.
+"""
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from edgekit.errors import CheckpointError, InputError
+from edgekit.variants.base import SamModel, VariantSpec
+
+_SHOWN = 5  # keys listed per kind of difference
+_WRAPPERS = ("model", "state_dict")  # {"model": sd} (EfficientSAM, SAM 2), {"state_dict": sd} (EfficientViT-SAM)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict inside a release file, unwrapped; raises InputError / CheckpointError."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"checkpoint not found: {path}", hint="pass the path of the official release file")
+    if not path.is_file():
+        raise InputError(f"checkpoint is not a file: {path}", hint="pass the path of the .pt/.pth file itself")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"refusing to load {path}: it needs code to unpickle, which edgekit never runs ({first[:200]})",
+            hint="re-save its state dict with torch.save(model.state_dict(), path) in a trusted environment",
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__}",
+            hint="the file is truncated or not a PyTorch checkpoint; download it again",
+        ) from None
+    return unwrap_state_dict(obj, path)
+
+
+def unwrap_state_dict(obj: Any, path: str | Path = "<checkpoint>") -> dict[str, torch.Tensor]:
+    if isinstance(obj, Mapping):
+        for key in _WRAPPERS:
+            inner = obj.get(key)
+            if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+                obj = inner
+                break
+        if obj and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
+            return dict(obj)
+    raise CheckpointError(
+        f"{path} holds no state dict (found {type(obj).__name__}"
+        + (f" with keys {list(obj)[:5]}" if isinstance(obj, Mapping) else "") + ")",
+        hint="pass the official release file: a state dict, or one wrapped as {'model': ...} / {'state_dict': ...}",
+    )
+
+
+def layout_diff(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]) -> tuple[list[str], list[str], list[str]]:
+    """(missing, unexpected, mis-shaped-or-typed) keys, each in checkpoint/model order."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    mismatched = [
+        f"{k}: file {tuple(found[k].shape)} {str(found[k].dtype).replace('torch.', '')}, "
+        f"model {tuple(v.shape)} {str(v.dtype).replace('torch.', '')}"
+        for k, v in expected.items()
+        if k in found and (tuple(found[k].shape) != tuple(v.shape) or found[k].dtype != v.dtype)
+    ]
+    return missing, unexpected, mismatched
+
+
+def drop_ignored(spec: VariantSpec, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in state.items() if not k.startswith(spec.ignored_key_prefixes)} if spec.ignored_key_prefixes else dict(state)
+
+
+def matching_variants(state: Mapping[str, torch.Tensor], exclude: str | None = None) -> list[str]:
+    """Registered variants whose layout this state dict matches exactly (built on the meta device: no memory)."""
+    from edgekit.variants.registry import REGISTRY
+
+    matches = []
+    for name, spec in REGISTRY.items():
+        if name == exclude:
+            continue
+        try:
+            with torch.device("meta"):
+                expected = spec.build().state_dict()
+        except Exception:  # a variant whose code is unavailable cannot be a match
+            continue
+        if layout_diff(expected, drop_ignored(spec, state)) == ([], [], []):
+            matches.append(name)
+    return matches
+
+
+def load_into(model: SamModel, spec: VariantSpec, state: Mapping[str, torch.Tensor], source: str = "<checkpoint>") -> SamModel:
+    """Copy `state` into `model` strictly; raises CheckpointError naming the differences."""
+    expected = model.state_dict()
+    state = drop_ignored(spec, state)
+    missing, unexpected, mismatched = layout_diff(expected, state)
+    if missing or unexpected or mismatched:
+        lines = [f"{source} does not have the {spec.name} layout ({spec.layout}):"]
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mismatched)):
+            if keys:
+                more = f" (+{len(keys) - _SHOWN} more)" if len(keys) > _SHOWN else ""
+                lines.append(f"  {len(keys)} {label}: " + ", ".join(keys[:_SHOWN]) + more)
+        others = matching_variants(state, exclude=spec.name)
+        hint = (f"this file looks like {' / '.join(others)}: use --model {others[0]}" if others
+                else f"pass the official {spec.checkpoint.file_name} for {spec.name}")
+        raise CheckpointError("\n".join(lines), hint=hint)
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def build_variant(name: str, checkpoint: str | Path | None = None, weights: str | None = None) -> SamModel:
+    """The registered variant with official (checkpoint) or synthetic weights, in eval mode."""
+    from edgekit.synthetic import layout_of, synthetic_state_dict
+    from edgekit.variants.registry import get_spec
+
+    spec = get_spec(name)
+    if checkpoint is not None and weights is not None:
+        raise InputError("give either a checkpoint or --weights, not both", hint="drop one of them")
+    if checkpoint is None and weights is None:
+        raise InputError(f"no weights for {name}",
+                         hint=f"pass --checkpoint {spec.checkpoint.file_name} (the official file) or --weights synthetic")
+    if weights is not None and weights != "synthetic":
+        raise InputError(f"unknown --weights {weights!r}", hint="the only value is 'synthetic'")
+    model = spec.build()
+    if checkpoint is not None:
+        load_into(model, spec, read_checkpoint(checkpoint), source=str(checkpoint))
+    else:
+        model.load_state_dict(synthetic_state_dict(layout_of(model.state_dict())), strict=True)
+    return model.eval()
