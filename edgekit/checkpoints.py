@@ -8,6 +8,7 @@ keys, and the registered variant whose layout the file does match, if any.
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -31,17 +32,28 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"refusing to load {path}: it needs code to unpickle, which edgekit never runs ({first[:200]})",
-            hint="re-save its state dict with torch.save(model.state_dict(), path) in a trusted environment",
-        ) from None
+        text = str(exc)
+        if "allowed global" in text or "Unsupported global" in text:
+            culprit = re.search(r"(?:Unsupported global: GLOBAL|global) ([\w.]+)", text)
+            raise CheckpointError(
+                f"refusing to load {path}: unpickling it would run code"
+                + (f" ({culprit.group(1)})" if culprit else "") + ", which edgekit never does",
+                hint="re-save only its state dict (torch.save(model.state_dict(), path)) in a trusted environment",
+            ) from None
+        raise _corrupt(path, _weights_unpickler_reason(text)) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise CheckpointError(
-            f"cannot read checkpoint {path}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__}",
-            hint="the file is truncated or not a PyTorch checkpoint; download it again",
-        ) from None
+        raise _corrupt(path, str(exc).strip().splitlines()[0].split(". ")[0][:200] if str(exc).strip() else "the file is empty or cut short") from None
     return unwrap_state_dict(obj, path)
+
+
+def _weights_unpickler_reason(text: str) -> str:
+    match = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\n|$)", text, re.S)
+    return match.group(1).strip()[:200] if match else "not a PyTorch checkpoint"
+
+
+def _corrupt(path: Path, reason: str) -> CheckpointError:
+    return CheckpointError(f"cannot read checkpoint {path}: {reason}",
+                           hint="the file is truncated or not a PyTorch checkpoint; download it again")
 
 
 def unwrap_state_dict(obj: Any, path: str | Path = "<checkpoint>") -> dict[str, torch.Tensor]:

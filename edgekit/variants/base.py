@@ -48,6 +48,9 @@ class VariantSpec:
     multimask_count: int = 3
     description: str = ""
     extra_outputs: tuple[str, ...] = field(default=())  # decode outputs beyond masks + IoU (SAM 2: object scores)
+    accepts_mask_input: bool = True  # EfficientSAM's decoder has no mask input
+    # Export validation: ONNX Runtime FP32 vs torch, max abs on encoder features / decoder logits.
+    export_atol: tuple[float, float] = (1e-4, 1e-3)
 
     @property
     def input_size(self) -> int:
@@ -87,6 +90,26 @@ class SamModel(nn.Module):
         multimask_output: bool = True,
     ) -> DecoderOutput:
         raise NotImplementedError
+
+    def decode_all(
+        self,
+        features: dict[str, torch.Tensor],
+        point_coords: torch.Tensor,
+        point_labels: torch.Tensor,
+        mask_input: torch.Tensor | None,
+        has_mask_input: torch.Tensor | None,
+    ) -> DecoderOutput:
+        """The export form of `decode`: every mask output in one graph, index 0 the single-mask answer and
+        1.. the multimask candidates; the mask input always flows and `has_mask_input` (1,) weighs it (0 ignores
+        it), as in segment-anything's ONNX model. The default runs `decode` twice; families override it with
+        one pass through their decoder."""
+        if mask_input is not None and has_mask_input is not None:
+            raise NotImplementedError(f"{type(self).__name__} must override decode_all to export a mask input")
+        single = self.decode(features, point_coords, point_labels, None, multimask_output=False)
+        multi = self.decode(features, point_coords, point_labels, None, multimask_output=True)
+        extras = {k: v for k, v in single.extras.items()}
+        return DecoderOutput(torch.cat([single.low_res_masks, multi.low_res_masks], 1),
+                             torch.cat([single.iou_predictions, multi.iou_predictions], 1), extras)
 
     def prepare_prompts(
         self, point_coords: torch.Tensor | None, point_labels: torch.Tensor | None, box: torch.Tensor | None

@@ -1,0 +1,1 @@
+"""Exporters: torch variants -> deployable artifacts (ONNX now; LiteRT and Core ML later), each validated."""

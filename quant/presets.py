@@ -1,0 +1,59 @@
+"""INT8 presets for ONNX Runtime static quantization, with the reason beside each choice."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class QuantPreset:
+    name: str
+    activation_type: str  # "QUInt8" | "QInt8" (onnxruntime.quantization.QuantType member names)
+    weight_type: str
+    per_channel: bool
+    activation_symmetric: bool
+    weight_symmetric: bool
+    reduce_range: bool
+    op_types: tuple[str, ...]  # what gets quantized; everything else stays float between Q/DQ pairs
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    def config(self) -> dict:
+        """What identifies the preset's output in the artifact store."""
+        return {k: v for k, v in self.__dict__.items() if k != "reasons"}
+
+
+# Conv / MatMul / Gemm carry nearly all the FLOPs of every SAM encoder and decoder. Quantizing the element-wise
+# and normalisation ops as well adds a Q/DQ pair around each of them, which costs time on CPUs and accuracy
+# (LayerNorm, Softmax and GELU inputs have wide ranges), so they stay float.
+_COMPUTE_OPS = ("Conv", "MatMul", "Gemm")
+
+PRESETS: dict[str, QuantPreset] = {
+    "x86": QuantPreset(
+        name="x86", activation_type="QUInt8", weight_type="QInt8", per_channel=True,
+        activation_symmetric=False, weight_symmetric=True, reduce_range=False, op_types=_COMPUTE_OPS,
+        reasons={
+            "activation_type": "u8 activations x s8 weights is what VNNI's VPDPBUSD multiplies natively (U8S8)",
+            "reduce_range": "off: 7-bit weights only avoid saturation on pre-VNNI AVX2/AVX-512 CPUs",
+            "per_channel": "SAM encoders' conv/linear output channels differ in range by orders of magnitude",
+            "activation_symmetric": "asymmetric: post-GELU/ReLU activations are one-sided, a zero point keeps 8 bits",
+        },
+    ),
+    "arm": QuantPreset(
+        name="arm", activation_type="QInt8", weight_type="QInt8", per_channel=True,
+        activation_symmetric=False, weight_symmetric=True, reduce_range=False, op_types=_COMPUTE_OPS,
+        reasons={
+            "activation_type": "S8S8 QDQ is ONNX Runtime's recommended default on ARM64 (SDOT/I8MM kernels)",
+            "per_channel": "as on x86: per-channel weight scales keep accuracy at no runtime cost",
+        },
+    ),
+    "tensorrt": QuantPreset(
+        name="tensorrt", activation_type="QInt8", weight_type="QInt8", per_channel=True,
+        activation_symmetric=True, weight_symmetric=True, reduce_range=False, op_types=_COMPUTE_OPS,
+        reasons={
+            "activation_symmetric": "TensorRT wants symmetric activations (zero point 0) in explicit-quantization QDQ graphs",
+            "weight_type": "TensorRT's INT8 is signed, symmetric, per-channel for weights",
+        },
+    ),
+}
+
+DEFAULT_PRESET = "x86"
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")

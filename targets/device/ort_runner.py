@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""edgekit's on-device ONNX Runtime runner: time a model, profile it, write raw results to a folder.
+
+Pushed to devices as a single file and run with the device's own Python, so it uses only the standard library,
+numpy and onnxruntime (nothing of edgekit is installed there); the local target runs the very same file.
+Results are raw (every latency sample, ONNX Runtime's own profile JSON); edgekit parses them at home.
+
+    python3 ort_runner.py --model m.onnx --inputs inputs.npz --out results/ --runs 50 --min-seconds 5 --threads 1
+"""
+import argparse
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+
+RESULT_FILE = "result.json"
+PROFILE_FILE = "ort_profile.json"
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _session(ort, model, threads, providers, profile_prefix=None):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
+    return ort.InferenceSession(model, options, providers=providers)
+
+
+def _feeds(np, session, inputs_path):
+    if inputs_path:
+        with np.load(inputs_path) as data:
+            feeds = {name: data[name] for name in data.files}
+        missing = [i.name for i in session.get_inputs() if i.name not in feeds]
+        if missing:
+            raise SystemExit("inputs file lacks %s" % ", ".join(missing))
+        return feeds
+    feeds = {}
+    for spec in session.get_inputs():  # no inputs given: zeros of the declared shape (dynamic axes -> 1)
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in spec.shape]
+        dtype = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(uint8)": np.uint8,
+                 "tensor(int8)": np.int8, "tensor(float16)": np.float16}.get(spec.type, np.float32)
+        feeds[spec.name] = np.zeros(shape, dtype=dtype)
+    return feeds
+
+
+def run(args):
+    import numpy as np
+    import onnxruntime as ort
+
+    os.makedirs(args.out, exist_ok=True)
+    providers = args.providers.split(",") if args.providers else ["CPUExecutionProvider"]
+    started = time.perf_counter()
+    session = _session(ort, args.model, args.threads, providers)
+    load_ms = (time.perf_counter() - started) * 1000.0
+    feeds = _feeds(np, session, args.inputs)
+    for _ in range(args.warmup):
+        session.run(None, feeds)
+    samples = []
+    begin = time.perf_counter()
+    # At least `runs` samples AND at least `min_seconds` of measuring (DESIGN's MeasureConfig): fast decoders
+    # get enough samples for stable percentiles; `max_runs` caps the count for very fast graphs.
+    while len(samples) < args.runs or (time.perf_counter() - begin < args.min_seconds and len(samples) < args.max_runs):
+        t0 = time.perf_counter()
+        session.run(None, feeds)
+        samples.append((time.perf_counter() - t0) * 1000.0)
+    profile = None
+    if args.profile_runs > 0:
+        prefix = os.path.join(args.out, "ort_profile")
+        profiled = _session(ort, args.model, args.threads, providers, profile_prefix=prefix)
+        for _ in range(1 + args.profile_runs):  # the first profiled run is a warm-up; the parser can drop it
+            profiled.run(None, feeds)
+        written = profiled.end_profiling()
+        profile = os.path.join(args.out, PROFILE_FILE)
+        os.replace(written, profile)
+    result = {
+        "runner": "edgekit-ort-runner/1",
+        "model": os.path.basename(args.model),
+        "model_sha256": _sha256(args.model),
+        "runtime": {"name": "onnxruntime", "version": ort.__version__, "threads": args.threads,
+                    "providers": session.get_providers()},
+        "load_ms": load_ms,
+        "warmup": args.warmup,
+        "latency_ms": samples,
+        "profile_file": PROFILE_FILE if profile else None,
+        "profile_runs": args.profile_runs,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+    tmp = os.path.join(args.out, RESULT_FILE + ".part")
+    with open(tmp, "w") as handle:
+        json.dump(result, handle)
+    os.replace(tmp, os.path.join(args.out, RESULT_FILE))
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--inputs", default=None, help=".npz of input arrays by name (default: zeros)")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--min-seconds", type=float, default=5.0)
+    parser.add_argument("--max-runs", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--providers", default="")
+    parser.add_argument("--profile-runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
