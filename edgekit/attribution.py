@@ -4,24 +4,32 @@ Runtimes rename what they fuse or insert, so an exact name match is only the fir
 - suffixes and sub-paths a runtime appends (`X/MatMulScaleFusion/`, `X_nchwc`, `X_quant`, `X_kernel_time`);
 - names made from a tensor name (ONNX Runtime's NCHWc transformer names nodes `<tensor>_nchwc`), looked up
   in the map's tensor table; quantizer nodes `<tensor>_QuantizeLinear` / `_DequantizeLinear` likewise;
+- nodes the runtime created by fusion (`SkipLayerNormalization_token_4`) are found in the graph the runtime
+  actually ran (ONNX Runtime's optimised model), and take the module of the tensor they produce — a fusion
+  writes the original subgraph's final output — or else of what they consume;
 - layout reorders (`ReorderInput_*` / `ReorderOutput_*`) belong to the neighbour they serve: the next row for
   an input reorder, the previous row for an output reorder (rows are in execution order).
 """
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from edgekit.exporters.layer_map import LayerMap
 
 UNATTRIBUTED = ""
-_SUFFIXES = ("_kernel_time", "_nchwc", "_quant", "_QuantizeLinear", "_DequantizeLinear", "_fused", "_output_0")
+_SUFFIXES = ("_kernel_time", "_nchwc", "_quant", "_QuantizeLinear", "_DequantizeLinear", "_fused", "_output_0",
+             "_new_reshape")
 _TOKEN = re.compile(r"_token_\d+$")
+_QDQ = re.compile(r"_(?:q|dq)\d*$")  # onnxruntime.quantization names its nodes `<tensor>_q`, `<tensor>_dq1`
+_FUSION = re.compile(r"/[A-Za-z0-9]+(?:Fusion|Transformer)/?$")  # ORT: "<node>/MatMulScaleFusion/"
 
 
 def module_for(name: str, layer_map: LayerMap) -> str:
     """The module path for one runtime node name, or UNATTRIBUTED."""
-    candidates = [name, name.split("/", 1)[0] if "/" in name and not name.startswith("/") else name]
+    candidates = [name, _FUSION.sub("", name)]
+    if "/" in name and not name.startswith("/"):
+        candidates.append(name.split("/", 1)[0])
     for candidate in list(candidates):
         stripped = candidate
         for _ in range(3):  # suffixes can stack: conv_quant_nchwc
@@ -30,6 +38,7 @@ def module_for(name: str, layer_map: LayerMap) -> str:
                     stripped = stripped[: -len(suffix)]
             candidates.append(stripped)
             candidates.append(_TOKEN.sub("", stripped))
+            candidates.append(_QDQ.sub("", stripped))
     for candidate in candidates:
         if candidate in layer_map.nodes:
             return layer_map.nodes[candidate]
@@ -38,9 +47,21 @@ def module_for(name: str, layer_map: LayerMap) -> str:
     return UNATTRIBUTED
 
 
-def attribute(names: Sequence[str], layer_map: LayerMap) -> list[str]:
-    """Module paths for rows in execution order (layout reorders borrow their neighbour's module)."""
+def _via_graph(name: str, layer_map: LayerMap, graph: Mapping[str, tuple[list[str], list[str]]]) -> str:
+    inputs, outputs = graph.get(name, ([], []))
+    for tensor in [*outputs, *inputs]:
+        module = module_for(tensor, layer_map)
+        if module:
+            return module
+    return UNATTRIBUTED
+
+
+def attribute(names: Sequence[str], layer_map: LayerMap,
+              graph: Mapping[str, tuple[list[str], list[str]]] | None = None) -> list[str]:
+    """Module paths for rows in execution order. `graph`: {node: (inputs, outputs)} of the runtime's graph."""
     modules = [module_for(n, layer_map) for n in names]
+    if graph:
+        modules = [m or _via_graph(n, layer_map, graph) for n, m in zip(names, modules)]
     for i, name in enumerate(names):
         if modules[i] or not name.startswith(("ReorderInput", "ReorderOutput")):
             continue

@@ -120,7 +120,7 @@ class Predictor:
                 raise InputError(f"box {box_arr.tolist()} has x1 < x0 or y1 < y0", hint="give the top-left corner first")
         if coords is None and box_arr is None:
             raise InputError("no prompt given", hint="give at least one point or a box")
-        self._check_inside(coords, box_arr, geo)
+        check_prompts_inside(coords, box_arr, geo.original_hw)
         t_coords = None if coords is None else torch.from_numpy(transform_coords(self.recipe, geo, coords)).float()[None]
         t_labels = None if labels is None else torch.from_numpy(labels).float()[None]
         t_box = None if box_arr is None else torch.from_numpy(transform_coords(self.recipe, geo, box_arr.reshape(2, 2))).float()
@@ -136,19 +136,24 @@ class Predictor:
             pc, pl = self.model.prepare_prompts(t_coords, t_labels, t_box)
             out = self.model.decode(features, pc, pl, mask_t, multimask_output)
         low_res = out.low_res_masks.float().numpy()
-        logits = upsample_logits(self.recipe, geo, low_res)
+        extras = dict(out.extras)
+        # SAM 2 returns low-res logits clamped to [-32, 32] but upsamples the unclamped ones into the masks
+        unclamped = extras.pop("unclamped_low_res_masks", None)
+        logits = upsample_logits(self.recipe, geo, low_res if unclamped is None else unclamped.float().numpy())
         masks = logits if return_logits else binarize(self.recipe, logits)
         return Prediction(masks=masks[0], iou_predictions=out.iou_predictions.float().numpy()[0], low_res_masks=low_res[0],
-                          extras={k: v.float().numpy()[0] for k, v in out.extras.items()})
+                          extras={k: v.float().numpy()[0] for k, v in extras.items()})
 
-    @staticmethod
-    def _check_inside(coords: np.ndarray | None, box: np.ndarray | None, geo: ImageGeometry) -> None:
-        h, w = geo.original_hw
-        pts = [p for p in ([] if coords is None else list(coords)) + ([] if box is None else list(box.reshape(2, 2)))]
-        for x, y in pts:
-            if not (0 <= x <= w and 0 <= y <= h) or not (np.isfinite(x) and np.isfinite(y)):
-                raise InputError(f"prompt point ({x:g}, {y:g}) is outside the {w}x{h} image",
-                                 hint=f"x must be within 0..{w} and y within 0..{h} (pixels of the original image)")
+
+
+def check_prompts_inside(coords: np.ndarray | None, box: np.ndarray | None, hw: tuple[int, int]) -> None:
+    """Every prompt point (and box corner) lies on the image, in its pixel coordinates."""
+    h, w = hw
+    pts = ([] if coords is None else list(np.asarray(coords).reshape(-1, 2))) + ([] if box is None else list(np.asarray(box).reshape(2, 2)))
+    for x, y in pts:
+        if not (np.isfinite(x) and np.isfinite(y)) or not (0 <= x <= w and 0 <= y <= h):
+            raise InputError(f"prompt point ({x:g}, {y:g}) is outside the {w}x{h} image",
+                             hint=f"x must be within 0..{w} and y within 0..{h} (pixels of the original image)")
 
 
 def load_predictor(name: str, checkpoint: str | Path | None = None, weights: str | None = None) -> Predictor:

@@ -113,7 +113,7 @@ def preprocess_image(recipe: Preprocess, rgb: np.ndarray) -> tuple[np.ndarray, I
     import torch
     import torch.nn.functional as F
 
-    t = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0  # ToTensor
+    t = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float() / 255.0  # ToTensor (a writable copy)
     s = recipe.input_size
     if (h, w) != (s, s):
         t = F.interpolate(t, (s, s), mode="bilinear", align_corners=False,

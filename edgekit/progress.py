@@ -10,7 +10,8 @@ class Steps:
 
     def __init__(self, names: list[str], enabled: bool = True) -> None:
         self.names = names
-        self.enabled = enabled and sys.stderr is not None
+        # Only for a person watching: logs and captured output get the final messages, not bar redraws.
+        self.enabled = enabled and sys.stderr is not None and sys.stderr.isatty()
         self._bar = None
         self._i = 0
 

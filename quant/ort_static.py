@@ -50,6 +50,14 @@ def quantize_static_onnx(fp32: Path, out: Path, feeds: Iterable[dict[str, np.nda
     large = any(t.data_location == onnx.TensorProto.EXTERNAL for t in onnx.load(str(fp32), load_external_data=False).graph.initializer)
     with tempfile.TemporaryDirectory(prefix="edgekit-quant-") as tmp:
         pre = Path(tmp) / "pre.onnx"
+        if preset.ort_gelu:
+            from edgekit.exporters.rewrite import fuse_gelu_contrib
+            from edgekit.exporters.torch2onnx import save_model
+
+            model = onnx.load(str(fp32))
+            if fuse_gelu_contrib(model):
+                fp32 = Path(tmp) / "gelu.onnx"
+                save_model(model, fp32)
         # Shape inference + ORT's own graph clean-up first, as onnxruntime.quantization recommends: it lets the
         # quantizer see tensor shapes and fused patterns (LayerNorm, GELU) that must stay float.
         quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True, save_as_external_data=large,
@@ -58,9 +66,9 @@ def quantize_static_onnx(fp32: Path, out: Path, feeds: Iterable[dict[str, np.nda
         extra = {
             "ActivationSymmetric": preset.activation_symmetric,
             "WeightSymmetric": preset.weight_symmetric,
-            # Keep at most a few images' intermediate tensors in memory while collecting ranges: SAM encoders'
-            # early activations are tens of MB each.
-            "CalibMaxIntermediateOutputs": 4,
+            "OpTypesToExcludeOutputQuantization": list(preset.float_outputs),
+            # No CalibMaxIntermediateOutputs: onnxruntime 1.31 discards (never merges) the batch it caps at. MinMax
+            # keeps only per-tensor ReduceMin/ReduceMax scalars anyway.
         }
         if method == "percentile":
             extra["CalibPercentile"] = 99.999

@@ -23,7 +23,10 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 def assert_clean_error(proc: subprocess.CompletedProcess, status: ExitStatus, *fragments: str) -> None:
     assert proc.returncode == int(status), proc.stderr
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.startswith("edgekit: error: ") or proc.stderr.startswith("Usage:"), proc.stderr
+    # one error message, at the end (warnings may precede it)
+    assert proc.stderr.count("edgekit: error: ") == 1 or proc.stderr.startswith("Usage:"), proc.stderr
+    if "edgekit: error: " in proc.stderr:
+        assert "edgekit: warning" not in proc.stderr.split("edgekit: error: ", 1)[1]
     for fragment in fragments:
         assert fragment in proc.stderr, proc.stderr
 

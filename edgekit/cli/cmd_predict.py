@@ -40,6 +40,9 @@ def predict(model: str, checkpoint: Path | None, weights: str | None, image: Pat
     from edgekit.io import commit_all, read_rgb
     from edgekit.progress import Steps
 
+    from edgekit.variants.registry import get_spec
+
+    get_spec(model)  # an unknown name fails first, with the list of known ones
     if out.suffix != ".npz":
         raise InputError(f"--out {out} must end in .npz", hint=f"use --out {out.with_suffix('.npz')}")
     if overlay is not None and overlay.suffix.lower() != ".png":
@@ -51,6 +54,9 @@ def predict(model: str, checkpoint: Path | None, weights: str | None, image: Pat
     rgb = read_rgb(image)
     coords = np.array([[x, y] for x, y, _ in parsed]) if parsed else None
     labels = np.array([lab for _, _, lab in parsed]) if parsed else None
+    from edgekit.predictor import check_prompts_inside
+
+    check_prompts_inside(coords, None if box_xyxy is None else np.array(box_xyxy), rgb.shape[:2])  # before the model loads
 
     with Steps(["load model", "encode image", "decode prompts"], enabled=not as_json) as steps:
         from edgekit.predictor import load_predictor

@@ -14,6 +14,7 @@ from edgekit.errors import EdgekitError, ExitStatus
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "models": ("edgekit.cli.cmd_models", "models", "List the registered SAM variants."),
     "predict": ("edgekit.cli.cmd_predict", "predict", "Segment an image with a variant (masks as .npz, optional overlay)."),
+    "deploy": ("edgekit.cli.cmd_deploy", "deploy", "The main job: export, quantize, profile on a target, report."),
     "parse": ("edgekit.cli.cmd_parse", "parse", "Parse a device tool's raw output (trtexec, benchmark_model, ...)."),
     "report": ("edgekit.cli.cmd_report", "report", "Render or compare deploy reports."),
 }
@@ -46,8 +47,16 @@ def cli() -> None:
     """
 
 
+def _show_warning(message: Warning | str, category: type, filename: str, lineno: int, file=None, line=None) -> None:
+    """Warnings as one line for the user, not as a source location inside click."""
+    click.echo(f"edgekit: warning: {message}", err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: EdgekitError -> one message and its exit code; no traceback for anything expected."""
+    import warnings
+
+    warnings.showwarning = _show_warning
     try:
         # Non-standalone mode returns the exit code of --help / --version (click.exceptions.Exit) instead of exiting.
         rc = cli.main(args=argv, prog_name="edgekit", standalone_mode=False)

@@ -75,12 +75,21 @@ def build_layer_map(model: onnx.ModelProto, known: LayerMap | None = None) -> La
     result = LayerMap()
     pending: list[onnx.NodeProto] = []
     known_nodes = known.nodes if known else {}
+    known_tensors = known.tensors if known else {}
     for node in model.graph.node:
         module = known_nodes.get(node.name)
         if module is None:
             module = _from_metadata(node)
         if module is None:
             module = _from_legacy_name(node.name)
+        if module is None:
+            # A node the simplifier fused (MatMul+Add -> Gemm) writes the fused subgraph's final tensor, which
+            # the raw export's map knows; it also names helper nodes after it (`val_10_pre_reshape`).
+            for out in [*node.output, node.name]:
+                base = out.removesuffix("_pre_reshape").removesuffix("_post_reshape")
+                if base in known_tensors:
+                    module = known_tensors[base]
+                    break
         if module is None:
             # onnxslim's fused/renamed nodes: the module of whatever feeds them (graph order is topological).
             module = next((result.tensors[i] for i in node.input if i in result.tensors), None)

@@ -7,6 +7,7 @@ is written as ONE file when it fits in protobuf's 2 GiB, else as one .onnx plus 
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import tempfile
@@ -20,11 +21,15 @@ import torch
 from edgekit.errors import ValidationError
 from edgekit.exporters.graphs import MAX_POINTS, GraphSignature
 from edgekit.exporters.layer_map import LayerMap, build_layer_map
+from edgekit.exporters.rewrite import canonical_gelu
 
 log = logging.getLogger(__name__)
 
 DYNAMO_OPSET = 18  # the dynamo exporter's lowest native opset; converting down to 17 drops the scope metadata
 LEGACY_OPSET = 17
+# Part of every export's identity in the artifact store: bump it when the export recipe changes (exporter
+# settings, rewrites), so stores built by older code do not hand back stale graphs.
+EXPORT_REVISION = 2
 _SINGLE_FILE_LIMIT = 1_800_000_000  # bytes of weights kept inside the .onnx (protobuf's hard limit is 2 GiB)
 
 
@@ -48,11 +53,21 @@ def _dynamo_export(module: torch.nn.Module, args: tuple, sig: GraphSignature, pa
             dims.setdefault(symbol, torch.export.Dim(symbol, min=1, max=MAX_POINTS))
             spec[axis] = dims[symbol]
         shapes.append(spec or None)
+    dynamic_shapes = tuple(shapes) if dims else None
+    if dynamic_shapes and any(p.kind is p.VAR_POSITIONAL for p in inspect.signature(module.forward).parameters.values()):
+        dynamic_shapes = (dynamic_shapes,)  # forward(*args): torch.export sees one packed argument
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(module, args, str(path), dynamo=True, opset_version=DYNAMO_OPSET, input_names=list(sig.inputs),
-                          output_names=list(sig.outputs), dynamic_shapes=tuple(shapes) if dims else None,
+                          output_names=list(sig.outputs), dynamic_shapes=dynamic_shapes,
                           external_data=True, verbose=False, report=False, optimize=True)
+
+
+def _summary(exc: Exception) -> str:
+    """The line that says what went wrong (torch.onnx wraps the cause in a page of advice)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    cause = next((line for line in lines if line.startswith("<class ")), lines[0] if lines else "")
+    return f"{type(exc).__name__}: {cause[:400]}"
 
 
 def _legacy_export(module: torch.nn.Module, args: tuple, sig: GraphSignature, path: Path) -> None:
@@ -96,7 +111,7 @@ def export_onnx(module: torch.nn.Module, args: tuple, sig: GraphSignature, path:
                     _dynamo_export(module, args, sig, raw)
                 exporter, opset = "dynamo", DYNAMO_OPSET
             except Exception as exc:  # any dynamo failure: fall back, and say why in the result
-                dynamo_error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
+                dynamo_error = _summary(exc)
                 log.info("dynamo export failed (%s); using the legacy exporter", dynamo_error)
         if exporter == "legacy":
             with torch.no_grad():
@@ -106,6 +121,7 @@ def export_onnx(module: torch.nn.Module, args: tuple, sig: GraphSignature, path:
     if slim:
         model = _slim(model)
         layer_map = build_layer_map(model, known=layer_map)
+    canonical_gelu(model)  # exact; lets runtimes fuse GELU (see rewrite.py)
     # Written under the final names in a sibling temporary folder, then moved: a failure leaves nothing.
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as staging:

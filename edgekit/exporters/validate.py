@@ -3,9 +3,17 @@
 An export that runs but computes something else is worse than one that fails, so validation compares the
 encoder's features and the decoder's logits on real images (and prompts sampled on them) and fails loudly
 beyond the variant's tolerance (FP32: 1e-4 on embeddings, 1e-3 on logits by default).
+
+Float32 itself has a limit: two correct FP32 programs that sum in different orders differ by about as much as
+either differs from the exact (FP64) result. Trained weights keep that far below 1e-4; a network with
+synthetic weights on real images can amplify rounding a thousandfold (MobileSAM: torch FP32 vs FP64 differs
+by 6e-3 on dog.jpg). So when the strict check fails, the same inputs are run through torch in FP64, and the
+export passes only if its distance to torch FP32 stays within the tolerance plus twice torch's own FP32 error
+(`noise_floor`): the bound is never looser than what torch itself cannot avoid.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -23,14 +31,22 @@ class ValidationReport:
     samples: int
     max_abs: dict[str, float] = field(default_factory=dict)  # output name -> worst max abs error over samples
     tolerance: float = 0.0
+    noise_floor: dict[str, float] = field(default_factory=dict)  # torch FP32 vs FP64, when it had to be measured
 
     @property
     def worst(self) -> float:
         return max(self.max_abs.values()) if self.max_abs else 0.0
 
+    def allowed(self, name: str) -> float:
+        return self.tolerance + 2.0 * self.noise_floor.get(name, 0.0)
+
+    @property
+    def passed(self) -> bool:
+        return all(err <= self.allowed(name) for name, err in self.max_abs.items())
+
     def to_dict(self) -> dict:
         return {"part": self.part, "samples": self.samples, "max_abs": self.max_abs, "tolerance": self.tolerance,
-                "passed": self.worst <= self.tolerance}
+                "noise_floor": self.noise_floor, "passed": self.passed}
 
 
 def ort_session(path: Path, threads: int = 0) -> "object":
@@ -51,15 +67,33 @@ def _compare(report: ValidationReport, names: Sequence[str], ours: Sequence[np.n
         report.max_abs[name] = max(report.max_abs.get(name, 0.0), err)
 
 
+def _fp64(model: SamModel) -> SamModel:
+    return copy.deepcopy(model).double()
+
+
+def _noise(report: ValidationReport, names: Sequence[str], fp32: Sequence[np.ndarray], fp64: Sequence[np.ndarray]) -> None:
+    for name, a, b in zip(names, fp32, fp64):
+        err = float(np.abs(a.astype(np.float64) - b).max()) if a.size else 0.0
+        report.noise_floor[name] = max(report.noise_floor.get(name, 0.0), err)
+
+
 def validate_encoder(path: Path, model: SamModel, spec: VariantSpec, images: Sequence[np.ndarray]) -> ValidationReport:
     """`images`: preprocessed encoder inputs (1, 3, S, S)."""
     session = ort_session(path)
     names = [o.name for o in session.get_outputs()]
     report = ValidationReport("encoder", len(images), tolerance=spec.export_atol[0])
+    refs = []
     for x in images:
         with torch.inference_mode():
             ref = model.encode(torch.from_numpy(x))
-        _compare(report, names, session.run(None, {"image": x}), [ref[n].numpy() for n in names])
+        refs.append([ref[n].numpy() for n in names])
+        _compare(report, names, session.run(None, {"image": x}), refs[-1])
+    if not report.passed:
+        exact = _fp64(model)
+        for x, ref32 in zip(images, refs):
+            with torch.inference_mode():
+                ref = exact.encode(torch.from_numpy(x).double())
+            _noise(report, names, ref32, [ref[n].numpy() for n in names])
     _raise_if_failed(report, path)
     return report
 
@@ -70,6 +104,7 @@ def validate_decoder(path: Path, model: SamModel, spec: VariantSpec,
     session = ort_session(path)
     out_names = [o.name for o in session.get_outputs()]
     report = ValidationReport("decoder", 0, tolerance=spec.export_atol[1])
+    exact: SamModel | None = None
     for features, coords, labels in cases:
         masks = [None]
         if spec.accepts_mask_input:
@@ -90,13 +125,22 @@ def validate_decoder(path: Path, model: SamModel, spec: VariantSpec,
                         *(ref.extras[n].numpy() for n in spec.extra_outputs)]
             _compare(report, out_names, session.run(None, feeds), expected)
             report.samples += 1
+            if not report.passed:  # measure torch's own FP32 error on this case (see the module docstring)
+                exact = exact or _fp64(model)
+                with torch.inference_mode():
+                    ref64 = exact.decode_all({k: torch.from_numpy(v).double() for k, v in features.items()},
+                                             torch.from_numpy(coords).double(), torch.from_numpy(labels).double(),
+                                             None if t_mask is None else t_mask.double(),
+                                             None if t_has is None else t_has.double())
+                _noise(report, out_names, expected, [ref64.low_res_masks.numpy(), ref64.iou_predictions.numpy(),
+                                                     *(ref64.extras[n].numpy() for n in spec.extra_outputs)])
     _raise_if_failed(report, path)
     return report
 
 
 def _raise_if_failed(report: ValidationReport, path: Path) -> None:
-    if report.worst > report.tolerance:
-        detail = ", ".join(f"{k} {v:.2e}" for k, v in report.max_abs.items())
+    if not report.passed:
+        detail = ", ".join(f"{k} {v:.2e} (allowed {report.allowed(k):.2e})" for k, v in report.max_abs.items())
         raise ValidationError(
             f"{path.name}: ONNX Runtime differs from torch by more than {report.tolerance:g} ({detail})",
             hint="the export is not faithful; try `--exporter legacy`, and report the variant if it persists")

@@ -58,13 +58,16 @@ _SPECS: tuple[VariantSpec, ...] = (
     # --- issue 4: the rest of the zoo ---
     _spec("efficientsam-ti", "efficientsam", "edgekit.variants.efficientsam:build_efficientsam_ti", "efficient_sam_vitt",
           "efficient_sam_vitt.pt", "https://github.com/yformer/EfficientSAM/raw/main/weights/efficient_sam_vitt.pt",
-          preprocess=_EFFICIENTSAM_PRE, wrap_key="model", description="EfficientSAM ViT-Ti (SAMI-pretrained)"),
+          preprocess=_EFFICIENTSAM_PRE, wrap_key="model", accepts_mask_input=False,
+          description="EfficientSAM ViT-Ti (SAMI-pretrained)"),
     _spec("efficientsam-s", "efficientsam", "edgekit.variants.efficientsam:build_efficientsam_s", "efficient_sam_vits",
           "efficient_sam_vits.pt", "https://github.com/yformer/EfficientSAM/raw/main/weights/efficient_sam_vits.pt.zip",
-          preprocess=_EFFICIENTSAM_PRE, wrap_key="model", description="EfficientSAM ViT-S (SAMI-pretrained)"),
+          preprocess=_EFFICIENTSAM_PRE, wrap_key="model", accepts_mask_input=False,
+          description="EfficientSAM ViT-S (SAMI-pretrained)"),
     _spec("edgesam", "edgesam", "edgekit.variants.edgesam:build_edgesam", "edge_sam", "edge_sam.pth",
           "https://huggingface.co/spaces/chongzhou/EdgeSAM/resolve/main/weights/edge_sam.pth",
-          license=_NONCOMMERCIAL, description="EdgeSAM, RepViT encoder distilled with prompts in the loop"),
+          license=_NONCOMMERCIAL, ignored_key_prefixes=("fpn.", "rpn_head."),  # see edgekit/variants/edgesam.py
+          description="EdgeSAM, RepViT encoder distilled with prompts in the loop"),
     _spec("repvit-sam", "repvit-sam", "edgekit.variants.repvit:build_repvit_sam", "repvit_sam", "repvit_sam.pt",
           "https://github.com/THU-MIG/RepViT/releases/download/v1.0/repvit_sam.pt", description="RepViT-SAM, RepViT-M2.3"),
     *(

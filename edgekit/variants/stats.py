@@ -1,7 +1,13 @@
-"""Counted facts about a variant: parameters and encoder FLOPs, computed from the model code itself."""
+"""Counted facts about a variant: parameters and encoder FLOPs, computed from the model code itself.
+
+FLOPs are counted by torch's FlopCounterMode over one encoder forward on the meta device (shapes only, no
+memory, no weights) and reported as multiply-accumulates / 1e9, the convention of the SAM-variant papers
+("GFLOPs" there are GMACs: MobileSAM's encoder is ~38 G).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 
@@ -11,14 +17,26 @@ class VariantStats:
     params: int  # all parameters (encoder + prompt encoder + decoder), buffers excluded
     encoder_params: int
     tensors: int  # entries of the state dict (what the checkpoint holds)
+    encoder_gflops: float | None = None  # GMACs of one encoder forward at the variant's input size
 
 
-def count(name: str) -> VariantStats:
-    """Built on the meta device: no memory, no weights, milliseconds even for ViT-H."""
+@lru_cache(maxsize=None)
+def count(name: str, flops: bool = False) -> VariantStats:
+    """Built on the meta device: no memory, no weights, milliseconds even for ViT-H (FLOPs take seconds)."""
     from edgekit.variants.registry import get_spec
 
+    spec = get_spec(name)
     with torch.device("meta"):
-        model = get_spec(name).build()
+        model = spec.build().eval()
     params = sum(p.numel() for p in model.parameters())
     encoder = sum(p.numel() for p in model.image_encoder.parameters())
-    return VariantStats(params=params, encoder_params=encoder, tensors=len(model.state_dict()))
+    gflops = encoder_gmacs(model, spec.input_size) if flops else None
+    return VariantStats(params=params, encoder_params=encoder, tensors=len(model.state_dict()), encoder_gflops=gflops)
+
+
+def encoder_gmacs(model: torch.nn.Module, input_size: int) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"), torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model.encode(torch.empty(1, 3, input_size, input_size))
+    return round(counter.get_total_flops() / 2 / 1e9, 2)

@@ -89,9 +89,20 @@ class OrtBackend:
             if raw.get("profile_file"):
                 files["profile"] = results_dir / "ort_profile.json"
                 transport.get(posixpath.join(run_dir, raw["profile_file"]), files["profile"])
+            if raw.get("optimized_graph"):
+                files["optimized"] = results_dir / "optimized.onnx"
+                transport.get(posixpath.join(run_dir, raw["optimized_graph"]), files["optimized"])
         finally:
             transport.run(["rm", "-rf", "--", run_dir], timeout=60)  # cleanup, always
         return parse_results(model.name, raw, files, layer_map)
+
+
+def runtime_graph(path: Path) -> dict[str, tuple[list[str], list[str]]]:
+    """{node name: (inputs, outputs)} of the graph the runtime ran (its weights are not needed)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return {n.name: (list(n.input), list(n.output)) for n in model.graph.node}
 
 
 def parse_results(artifact: str, raw: dict, files: dict[str, Path], layer_map: LayerMap | None) -> Measurement:
@@ -102,7 +113,8 @@ def parse_results(artifact: str, raw: dict, files: dict[str, Path], layer_map: L
     layers: list[LayerTiming] = []
     if "profile" in files:
         layers = list(parse_ort_profile(files["profile"].read_text()).layers)
-    modules = attribute([row.name for row in layers], layer_map) if layer_map else [""] * len(layers)
+    graph = runtime_graph(files["optimized"]) if "optimized" in files else None
+    modules = attribute([row.name for row in layers], layer_map, graph) if layer_map else [""] * len(layers)
     rows = [{"name": row.name, "op_type": row.op_type, "module": module, "mean_ms": row.mean_ms, "share": row.share}
             for row, module in zip(layers, modules)]
     return Measurement(artifact=artifact, latency=RunStats.from_samples(samples), raw_ms=samples,

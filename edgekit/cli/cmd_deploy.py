@@ -1,0 +1,128 @@
+"""`edgekit deploy`: the main job — export, quantize, profile on a target, report."""
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import click
+
+from edgekit.errors import InputError
+
+
+def _read_models(models: tuple[str, ...], models_file: Path | None) -> list[str]:
+    names = list(models)
+    if models_file is not None:
+        if not models_file.is_file():
+            raise InputError(f"models file not found: {models_file}", hint="one variant name per line")
+        names += [line.split("#", 1)[0].strip() for line in models_file.read_text().splitlines()]
+    names = [n for n in dict.fromkeys(names) if n]
+    if not names:
+        raise InputError("no model given", hint="pass --model NAME (repeatable) or --models-file FILE")
+    return names
+
+
+@click.command("deploy")
+@click.option("--model", "-m", "models", multiple=True, metavar="NAME",
+              help="Registered variant (see `edgekit models`); repeat for a comparison run.")
+@click.option("--models-file", type=click.Path(path_type=Path), default=None, help="A file with one variant per line.")
+@click.option("--target", "-t", default="local", show_default=True, help="Where to run (see `edgekit targets`).")
+@click.option("--host", default=None, help="The device to reach (ssh targets).")
+@click.option("--checkpoint", "-c", type=click.Path(path_type=Path), default=None,
+              help="The official release file. Without it, synthetic weights are used (latency only).")
+@click.option("--weights", type=click.Choice(["synthetic"]), default=None, help="Synthetic weights, explicitly.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "int8"]), default="auto", show_default=True,
+              help="int8 also measures fp32 and the accuracy cost; auto = int8 when --calib is given.")
+@click.option("--calib", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="Folder of real images for INT8 calibration (and export validation).")
+@click.option("--calib-count", default=32, show_default=True, help="Calibration images (warns below 16).")
+@click.option("--held-out", default=4, show_default=True, help="Further images for the INT8 fidelity check.")
+@click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]), default="minmax", show_default=True)
+@click.option("--preset", type=click.Choice(["x86", "arm", "tensorrt"]), default=None,
+              help="INT8 preset (default: x86 or arm, from this machine).")
+@click.option("--fidelity-target", type=float, default=None, metavar="IOU",
+              help="Fail (exit 7) when INT8's mask IoU against FP32 is below this, e.g. 0.9.")
+@click.option("--runs", default=50, show_default=True, help="Timed runs per artifact (at least).")
+@click.option("--min-seconds", default=5.0, show_default=True, help="...and at least this long.")
+@click.option("--warmup", default=5, show_default=True)
+@click.option("--threads", type=int, default=None, help="Runtime threads (default: all cores).")
+@click.option("--profile-runs", default=3, show_default=True, help="Runs under ONNX Runtime's profiler.")
+@click.option("--exporter", type=click.Choice(["dynamo", "legacy"]), default="dynamo", show_default=True)
+@click.option("--store", type=click.Path(path_type=Path), default=None, help="Artifact store (default ~/.cache/edgekit/store).")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
+              help="Run folder (default edgekit-runs/MODEL-TARGET).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report summary as JSON.")
+def deploy(models: tuple[str, ...], models_file: Path | None, target: str, host: str | None, checkpoint: Path | None,
+           weights: str | None, precision: str, calib: Path | None, calib_count: int, held_out: int, calib_method: str,
+           preset: str | None, fidelity_target: float | None, runs: int, min_seconds: float, warmup: int,
+           threads: int | None, profile_runs: int, exporter: str, store: Path | None, out: Path | None,
+           as_json: bool) -> None:
+    """Export a variant's encoder and decoder to ONNX (validated against torch), quantize them to INT8
+    (calibrated on real images, with the accuracy cost measured on held-out ones), profile every artifact per
+    layer on the target, and write report.json, report.md, report.html and trace.json into the run folder.
+    Artifacts are cached: running the same deploy again reuses them and says so.
+
+    \b
+    Examples:
+      edgekit deploy --model mobilesam --target local
+      edgekit deploy -m mobilesam -c mobile_sam.pt --calib photos/ --precision int8 --out runs/mobilesam
+      edgekit deploy -m mobilesam -m efficientvit-sam-l0 --calib photos/ --out runs/compare
+    """
+    import json
+    import os
+    import warnings
+
+    from edgekit.pipeline.deploy import DeployConfig, run_deploy
+    from edgekit.targets.base import MeasureConfig
+
+    names = _read_models(models, models_file)
+    if checkpoint is not None and weights is not None:
+        raise InputError("give either --checkpoint or --weights synthetic, not both")
+    if checkpoint is not None and len(names) > 1:
+        raise InputError("--checkpoint belongs to one model", hint="deploy models with checkpoints one at a time")
+    if checkpoint is None:
+        warnings.warn("no --checkpoint: using synthetic weights — latency figures are real, accuracy figures are not",
+                      stacklevel=1)
+    chosen = precision if precision != "auto" else ("int8" if calib else "fp32")
+    preset = preset or ("arm" if platform.machine().lower() in ("aarch64", "arm64") else "x86")
+    measure = MeasureConfig(warmup=warmup, runs=runs, min_seconds=min_seconds, threads=threads or os.cpu_count() or 1,
+                            profile_runs=profile_runs)
+    root = out or Path("edgekit-runs") / (names[0] + f"-{target}" if len(names) == 1 else f"compare-{target}")
+    reports = []
+    for name in names:
+        run_dir = root if len(names) == 1 else root / name
+        cfg = DeployConfig(model=name, out=run_dir, target=target, precision=chosen, checkpoint=checkpoint,
+                           calib=calib, calib_count=calib_count, held_out=held_out, preset=preset, method=calib_method,
+                           fidelity_target=fidelity_target, exporter=exporter, store=store, measure=measure,
+                           progress=not as_json)
+        report = run_deploy(cfg)
+        reports.append((str(run_dir), report))
+        if not as_json:
+            _print_summary(report, run_dir)
+    if len(reports) > 1:
+        from edgekit.report.write import write_compare
+
+        paths, _ = write_compare(reports, root)
+        if not as_json:
+            click.echo(f"comparison: {paths[0]}")
+    if as_json:
+        click.echo(json.dumps([{"run_dir": d, "model": r["model"], "precision": r["precision"],
+                                "latency_ms": {k: v for k, v in r["latency_ms"].items() if k != "raw"},
+                                "fidelity": r["fidelity"], "steps": r["steps"]} for d, r in reports], indent=2))
+
+
+def _print_summary(report: dict, run_dir: Path) -> None:
+    reused = [s["name"] for s in report["steps"] if s.get("reused")]
+    if reused:
+        click.echo(f"reused from the artifact store: {', '.join(reused)}")
+    for m in report["measurements"]:
+        lat = m["latency_ms"]
+        click.echo(f"{m['artifact']:<40} mean {lat['mean']:9.2f} ms  p50 {lat['p50']:9.2f}  p90 {lat['p90']:9.2f}  "
+                   f"({lat['runs']} runs; layers cover {m['coverage']['attributed_share']:.0%})")
+    f = report.get("fidelity")
+    if f:
+        sq = "n/a" if f["embedding_sqnr_db"] is None else f"{f['embedding_sqnr_db']:.1f} dB"
+        click.echo(f"INT8 fidelity: embedding SQNR {sq}, mask IoU {f['mask_iou']:.4f} "
+                   f"(points {f['mask_iou_point']:.4f}, boxes {f['mask_iou_box']:.4f}) on {f['images']} held-out images")
+    if report["weights"]["kind"] == "synthetic":
+        click.echo("note: synthetic weights — latency only; outputs (and fidelity) say nothing about the real model")
+    click.echo(f"report: {run_dir / 'report.html'}")

@@ -1,0 +1,1 @@
+"""The deploy pipeline: model -> export -> quantize -> measure -> report, as named, timed, cached steps."""

@@ -1,0 +1,127 @@
+"""`edgekit deploy` as a function: export -> quantize -> measure -> report for one model on one target."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from edgekit.errors import InputError
+from edgekit.pipeline.artifacts import PARTS, Artifact, ensure_export, ensure_int8
+from edgekit.pipeline.context import ModelContext, testcard
+from edgekit.pipeline.fidelity import cached_fidelity, check_target
+from edgekit.progress import Steps
+from edgekit.store import Store
+from edgekit.targets.base import MeasureConfig
+
+log = logging.getLogger(__name__)
+VALIDATION_IMAGES = 2
+
+
+@dataclass
+class DeployConfig:
+    model: str
+    out: Path
+    target: str = "local"
+    precision: str = "fp32"
+    checkpoint: Path | None = None
+    calib: Path | None = None
+    calib_count: int = 32
+    held_out: int = 4
+    preset: str = "x86"
+    method: str = "minmax"
+    fidelity_target: float | None = None
+    exporter: str = "dynamo"
+    store: Path | None = None
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
+    progress: bool = True
+
+
+def _images(cfg: DeployConfig):
+    from edgekit.quant.calibration import list_images, split
+
+    if cfg.calib is None:
+        if cfg.precision == "int8":
+            raise InputError("INT8 needs calibration images", hint="pass --calib DIR (32 real photographs is the default)")
+        return [], [], [testcard()]
+    images = list_images(cfg.calib)
+    calib, held = split(images, cfg.calib_count, cfg.held_out)
+    return calib, held, list(held[:VALIDATION_IMAGES])
+
+
+def _link(src: Path, dst: Path) -> None:
+    """Artifacts appear in the run folder as hard links into the store (copies across file systems)."""
+    tmp = dst.with_name(f".{dst.name}.part")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def run_deploy(cfg: DeployConfig) -> dict:
+    """Run the whole job and write RUN_DIR; returns the report dict."""
+    from edgekit.pipeline.report_builder import build_report
+    from edgekit.quant.presets import PRESETS
+    from edgekit.targets.registry import open_target
+    from edgekit.variants.registry import get_spec
+
+    spec = get_spec(cfg.model)
+    if cfg.precision not in ("fp32", "int8"):
+        raise InputError(f"--precision {cfg.precision} is not supported on the ONNX path", hint="use fp32 or int8")
+    if cfg.preset not in PRESETS:
+        raise InputError(f"unknown --preset {cfg.preset!r}", hint="use one of: " + ", ".join(PRESETS))
+    if cfg.checkpoint is not None and not Path(cfg.checkpoint).is_file():
+        raise InputError(f"checkpoint not found: {cfg.checkpoint}", hint="pass the official release file, or --weights synthetic")
+    calib, held, validation = _images(cfg)
+    target = open_target(cfg.target)
+    ctx = ModelContext(spec=spec, checkpoint=cfg.checkpoint, store=Store(cfg.store))
+    int8 = cfg.precision == "int8"
+    names = [f"export {p}" for p in PARTS] + ([f"quantize {p}" for p in PARTS] + ["fidelity"] if int8 else [])
+    names += [f"measure {p} {q}" for q in (("fp32", "int8") if int8 else ("fp32",)) for p in PARTS] + ["report"]
+    measurements = []
+    fidelity = None
+    try:
+        with Steps(names, enabled=cfg.progress) as bar:
+            fp32 = {}
+            for part in PARTS:
+                fp32[part] = ensure_export(ctx, part, validation, prefer=cfg.exporter)
+                bar.next()
+            artifacts: list[Artifact] = [fp32[p] for p in PARTS]
+            if int8:
+                q8 = {}
+                for part in PARTS:
+                    q8[part] = ensure_int8(ctx, fp32[part], fp32["encoder"], calib, PRESETS[cfg.preset], cfg.method)
+                    bar.next()
+                fidelity, _ = cached_fidelity(ctx, (fp32["encoder"], q8["encoder"]), (fp32["decoder"], q8["decoder"]),
+                                              held, cfg.fidelity_target)
+                bar.next()
+                artifacts += [q8[p] for p in PARTS]
+            raw_dir = cfg.out / "raw"
+            for artifact in artifacts:
+                started = time.perf_counter()
+                measurements.append((artifact, target.measure(artifact.path, artifact.inputs, artifact.layer_map,
+                                                              cfg.measure, raw_dir / artifact.name)))
+                ctx.log.add(f"measure {artifact.part} {artifact.precision}", time.perf_counter() - started, False)
+                bar.next()
+            for artifact in artifacts:
+                for f in artifact.files():
+                    _link(f, cfg.out / f.name)
+            report = build_report(cfg, ctx, target, measurements, fidelity)
+            from edgekit.report.write import write_report
+
+            write_report(report, cfg.out)
+            bar.next()
+    finally:
+        target.close()
+    if fidelity is not None:
+        check_target(fidelity)
+    return report
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,73 @@
+"""Assemble report.json (schema edgekit.report/1, see edgekit/report/schema.py) from a deploy's results."""
+from __future__ import annotations
+
+import platform
+from typing import TYPE_CHECKING
+
+from edgekit import __version__
+from edgekit.report.schema import LATENCY_ONLY_NOTE, SCHEMA
+from edgekit.store import sha256_file
+
+if TYPE_CHECKING:
+    from edgekit.pipeline.artifacts import Artifact
+    from edgekit.pipeline.context import ModelContext
+    from edgekit.pipeline.deploy import DeployConfig
+    from edgekit.targets.ort.backend import Measurement
+    from edgekit.targets.target import Target
+
+
+def latency_block(m: "Measurement") -> dict:
+    s = m.latency
+    return {"runs": s.count, "warmup": m.warmup, "mean": s.mean_ms, "p50": s.median_ms,
+            "p90": s.percentiles_ms.get("90", s.max_ms), "min": s.min_ms, "max": s.max_ms, "stdev": s.std_ms,
+            "raw": [round(v, 4) for v in m.raw_ms]}
+
+
+def _layers(m: "Measurement") -> list[dict]:
+    return [{"name": r["name"], "op_type": r["op_type"] or "?", "module": r["module"] or None,
+             "mean_ms": r["mean_ms"] or 0.0, "share": r["share"] or 0.0} for r in m.layers]
+
+
+def _tools() -> dict:
+    import onnx
+    import onnxruntime
+    import torch
+
+    return {"edgekit": __version__, "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+            "onnx": onnx.__version__, "python": platform.python_version()}
+
+
+def build_report(cfg: "DeployConfig", ctx: "ModelContext", target: "Target",
+                 measurements: list[tuple["Artifact", "Measurement"]], fidelity: dict | None) -> dict:
+    from edgekit.pipeline.deploy import utc_now
+    from edgekit.variants.stats import count
+
+    stats = count(ctx.spec.name, flops=True)
+    rows = []
+    for artifact, m in measurements:
+        rows.append({"part": artifact.part, "precision": artifact.precision, "format": "onnx", "artifact": artifact.name,
+                     "latency_ms": latency_block(m), "layers": _layers(m), "coverage": m.coverage()})
+    primary = next(r for r in rows if r["part"] == "encoder" and r["precision"] == cfg.precision)
+    runtime = measurements[0][1].runtime
+    artifacts = []
+    for artifact, _ in measurements:
+        for path in artifact.files():
+            artifacts.append({"path": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
+                              "part": artifact.part, "precision": artifact.precision, "reused": artifact.reused})
+    device = {k: v for k, v in target.device.items() if v is not None}
+    device.setdefault("model", "unknown")
+    device.setdefault("arch", "unknown")
+    device.setdefault("cpus", 0)
+    return {
+        "schema": SCHEMA, "model": ctx.spec.name, "part": "encoder", "format": "onnx", "precision": cfg.precision,
+        "weights": ({"kind": "synthetic", "path": None, "sha256": None, "note": LATENCY_ONLY_NOTE} if ctx.synthetic else
+                    {"kind": "checkpoint", "path": str(cfg.checkpoint), "sha256": ctx.weights_id.split(":", 1)[1], "note": None}),
+        "variant": {"family": ctx.spec.family, "params": stats.params, "encoder_params": stats.encoder_params,
+                    "encoder_gflops": stats.encoder_gflops, "input_size": ctx.spec.input_size},
+        "target": {"name": target.name, "transport": target.transport.name, "device": device},
+        "runtime": {"name": runtime.get("name", "onnxruntime"), "version": runtime.get("version", "?"),
+                    "threads": int(runtime.get("threads", cfg.measure.threads)), "providers": runtime.get("providers", [])},
+        "latency_ms": primary["latency_ms"], "layers": primary["layers"], "coverage": primary["coverage"],
+        "fidelity": fidelity, "measurements": rows, "artifacts": artifacts, "steps": ctx.log.steps,
+        "tools": _tools(), "created": utc_now(),
+    }

@@ -1,0 +1,129 @@
+"""Aggregations every renderer shows the same way: top layers, time per module path, time per op type,
+and the number formats (so the md, the html and the compare table print identical figures)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgekit.report import schema
+
+UNATTRIBUTED = "(unattributed)"
+MISSING = "—"  # what every table prints for a figure the run did not measure
+
+
+@dataclass(frozen=True)
+class Group:
+    """Time summed over the layers that share a key (a module prefix or an op type)."""
+
+    key: str
+    layers: int
+    ms: float
+    share: float  # of the summed layer time of the measurement
+
+
+def top_layers(layers: list[dict], n: int = 15) -> list[dict]:
+    """The n slowest layers; ties keep the profiler's order so the output is stable."""
+    return sorted(layers, key=lambda r: -r["mean_ms"])[:n]
+
+
+def module_group(module: str | None, depth: int | None = None) -> str:
+    """The module path cut to `depth` components; by default, cut just after the first numeric index, which
+    lands on the repeated unit of every family (image_encoder.blocks.3, image_encoder.layers.1,
+    mask_decoder.transformer.layers.0) and on depth 3 when the path has no index."""
+    if not module:
+        return UNATTRIBUTED
+    parts = module.split(".")
+    if depth is None:
+        idx = next((i for i, p in enumerate(parts) if p.isdigit()), None)
+        depth = idx + 1 if idx is not None else 3
+    return ".".join(parts[:max(1, depth)])
+
+
+def _groups(pairs: list[tuple[str, float]]) -> list[Group]:
+    total = sum(ms for _, ms in pairs)
+    acc: dict[str, list[float]] = {}
+    for key, ms in pairs:
+        acc.setdefault(key, []).append(ms)
+    groups = [Group(k, len(v), sum(v), (sum(v) / total) if total > 0 else 0.0) for k, v in acc.items()]
+    return sorted(groups, key=lambda g: -g.ms)
+
+
+def by_module(layers: list[dict], depth: int | None = None) -> list[Group]:
+    return _groups([(module_group(r["module"], depth), r["mean_ms"]) for r in layers])
+
+
+def by_op_type(layers: list[dict]) -> list[Group]:
+    return _groups([(r["op_type"] or "?", r["mean_ms"]) for r in layers])
+
+
+def limit(groups: list[Group], n: int) -> list[Group]:
+    """At most n groups: the n-1 largest and one "other (k groups)" row that keeps the total honest."""
+    if len(groups) <= n:
+        return groups
+    head, tail = groups[: n - 1], groups[n - 1:]
+    other = Group(f"other ({len(tail)} groups)", sum(g.layers for g in tail), sum(g.ms for g in tail),
+                  sum(g.share for g in tail))
+    return [*head, other]
+
+
+def latency_grid(report: dict) -> tuple[list[str], list[list[str]]]:
+    """Rows = parts, columns = mean/p50/p90 per measured precision side by side, then FP32/x speed-ups."""
+    present = {m["precision"] for m in schema.measurements(report)}
+    precisions = [p for p in schema.PRECISIONS if p in present]
+    faster = [p for p in precisions if p != "fp32"] if "fp32" in precisions else []
+    headers = ["part"] + [f"{p.upper()} {s}" for p in precisions for s in ("mean", "p50", "p90")]
+    headers += [f"speed-up FP32/{p.upper()}" for p in faster]
+    rows = []
+    for part in schema.PARTS:
+        found = [schema.find(report, part, p) for p in precisions]
+        if not any(found):
+            continue
+        row = [part]
+        for m in found:
+            lat = m["latency_ms"] if m else {}
+            row += [ms(lat.get("mean")), ms(lat.get("p50")), ms(lat.get("p90"))]
+        rows.append(row + [ratio(schema.speedup(report, part, "fp32", p)) for p in faster])
+    return headers, rows
+
+
+# -- number formats ----------------------------------------------------------------------------------------------
+def ms(value: float | None) -> str:
+    """Milliseconds with 3 significant decimals below 10 ms, 2 above: latency spans 0.01 ms to seconds."""
+    if value is None:
+        return MISSING
+    return f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
+
+
+def pct(value: float | None) -> str:
+    return MISSING if value is None else f"{100 * value:.1f}%"
+
+
+def ratio(value: float | None) -> str:
+    return MISSING if value is None else f"{value:.2f}x"
+
+
+def db(value: float | None) -> str:
+    return MISSING if value is None else f"{value:.1f} dB"
+
+
+def num(value: float | None, digits: int = 3) -> str:
+    return MISSING if value is None else f"{value:.{digits}f}"
+
+
+def count(value: int | None) -> str:
+    """Parameter counts as survey tables print them (10.13M)."""
+    if value is None:
+        return MISSING
+    return f"{value / 1e6:.2f}M" if value >= 1e5 else f"{value:,}"
+
+
+def gflops(value: float | None) -> str:
+    return MISSING if value is None else f"{value:.1f}"
+
+
+def size(n_bytes: int) -> str:
+    value = float(n_bytes)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{n_bytes} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"

@@ -1,0 +1,1 @@
+"""LiteRT / TensorFlow Lite: the benchmark_model parser (classic tool and the newer LiteRT CompiledModel tool)."""

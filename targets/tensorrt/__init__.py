@@ -1,0 +1,1 @@
+"""TensorRT: parsers for trtexec's console log and its --exportProfile / --exportLayerInfo / --exportTimes JSON."""
