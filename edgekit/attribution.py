@@ -47,12 +47,28 @@ def module_for(name: str, layer_map: LayerMap) -> str:
     return UNATTRIBUTED
 
 
-def _via_graph(name: str, layer_map: LayerMap, graph: Mapping[str, tuple[list[str], list[str]]]) -> str:
-    inputs, outputs = graph.get(name, ([], []))
-    for tensor in [*outputs, *inputs]:
-        module = module_for(tensor, layer_map)
-        if module:
-            return module
+def _via_graph(name: str, layer_map: LayerMap, graph: Mapping[str, tuple[list[str], list[str]]],
+               producers: Mapping[str, str], max_hops: int = 4) -> str:
+    """The module of the nearest known tensor or node around `name` in the runtime's graph: its own tensors
+    first, then up through the nodes that feed it (layout reorders put runtime-made tensors in between)."""
+    frontier, seen = [name], {name}
+    for _ in range(max_hops):
+        following = []
+        for node in frontier:
+            inputs, outputs = graph.get(node, ([], []))
+            for tensor in [*outputs, *inputs]:
+                module = module_for(tensor, layer_map)
+                if module:
+                    return module
+            for tensor in inputs:
+                upstream = producers.get(tensor)
+                if upstream and upstream not in seen:
+                    module = module_for(upstream, layer_map)
+                    if module:
+                        return module
+                    seen.add(upstream)
+                    following.append(upstream)
+        frontier = following
     return UNATTRIBUTED
 
 
@@ -61,7 +77,8 @@ def attribute(names: Sequence[str], layer_map: LayerMap,
     """Module paths for rows in execution order. `graph`: {node: (inputs, outputs)} of the runtime's graph."""
     modules = [module_for(n, layer_map) for n in names]
     if graph:
-        modules = [m or _via_graph(n, layer_map, graph) for n, m in zip(names, modules)]
+        producers = {out: node for node, (_, outs) in graph.items() for out in outs}
+        modules = [m or _via_graph(n, layer_map, graph, producers) for n, m in zip(names, modules)]
     for i, name in enumerate(names):
         if modules[i] or not name.startswith(("ReorderInput", "ReorderOutput")):
             continue

@@ -39,6 +39,16 @@ def image_hashes() -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
+def layout_rows(layout: str) -> list[tuple[str, tuple[int, ...], str]]:
+    """(key, shape, dtype) rows of ../shared/layouts/<layout>.txt, in file order (skips when absent)."""
+    rows = []
+    for line in shared_path("layouts", f"{layout}.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, shape, dtype = line.split("\t")
+            rows.append((key, tuple(int(d) for d in shape.strip("()").split(",") if d.strip()), dtype.strip()))
+    return rows
+
+
 def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)

@@ -27,14 +27,6 @@ RPN_EXTRAS = {
 }
 
 
-def read_layout(name: str) -> list[tuple[str, tuple[int, ...], str]]:
-    rows = []
-    for line in support.shared_path("layouts", f"{name}.txt").read_text().splitlines():
-        if line and not line.startswith("#"):
-            key, shape, dtype = line.split("\t")
-            rows.append((key, tuple(int(v) for v in shape.strip("()").split(",") if v.strip()), dtype))
-    return rows
-
 
 @pytest.fixture(scope="module")
 def state() -> dict[str, torch.Tensor]:
@@ -51,7 +43,7 @@ def model(state: dict[str, torch.Tensor]) -> torch.nn.Module:
 
 
 def test_state_dict_is_the_official_layout(model: torch.nn.Module) -> None:
-    assert layout_of(model.state_dict()) == read_layout("edge_sam")  # keys, order, shapes, dtypes
+    assert layout_of(model.state_dict()) == support.layout_rows("edge_sam")  # keys, order, shapes, dtypes
 
 
 def test_stage_table_matches_repvit_m1() -> None:

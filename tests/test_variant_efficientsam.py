@@ -21,14 +21,6 @@ _VARIANTS = [("efficientsam-ti", build_efficientsam_ti, "efficient_sam_vitt"),
              ("efficientsam-s", build_efficientsam_s, "efficient_sam_vits")]
 
 
-def _layout_rows(layout: str) -> list[tuple[str, tuple[int, ...], str]]:
-    rows = []
-    for line in support.shared_path("layouts", f"{layout}.txt").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            key, shape, dtype = line.split("\t")
-            rows.append((key, tuple(int(s) for s in shape.strip("()").split(",") if s.strip()), dtype))
-    return rows
-
 
 def _meta_layout(builder) -> list[tuple[str, tuple[int, ...], str]]:
     with torch.device("meta"):  # no memory, no init cost
@@ -37,7 +29,7 @@ def _meta_layout(builder) -> list[tuple[str, tuple[int, ...], str]]:
 
 @pytest.mark.parametrize("name,builder,layout", _VARIANTS, ids=[v[0] for v in _VARIANTS])
 def test_state_dict_equals_official_layout(name: str, builder, layout: str) -> None:
-    expected = _layout_rows(layout)
+    expected = support.layout_rows(layout)
     assert _meta_layout(builder) == expected  # keys, order, shapes and dtypes
     spec = get_spec(name)
     assert spec.layout == layout and spec.wrap_key == "model"

@@ -20,16 +20,6 @@ from tests import support
 SIZES = ("l0", "l1", "l2", "xl0", "xl1")
 
 
-def _layout_rows(layout: str) -> list[tuple[str, tuple[int, ...], str]]:
-    path = support.shared_path("layouts", f"{layout}.txt")
-    rows = []
-    for line in path.read_text().splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        key, shape, dtype = line.split("\t")
-        rows.append((key, tuple(int(s) for s in shape.strip("()").split(",") if s.strip()), dtype.strip()))
-    return rows
-
 
 @pytest.fixture(scope="module")
 def meta_models() -> dict[str, nn.Module]:
@@ -42,7 +32,7 @@ def meta_models() -> dict[str, nn.Module]:
 
 @pytest.mark.parametrize("size", SIZES)
 def test_state_dict_equals_official_layout(meta_models: dict, size: str) -> None:
-    expected = _layout_rows(f"efficientvit_sam_{size}")
+    expected = support.layout_rows(f"efficientvit_sam_{size}")
     assert layout_of(meta_models[size].state_dict()) == expected
 
 

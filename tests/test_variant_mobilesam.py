@@ -17,16 +17,6 @@ from edgekit.variants.sam_decoder import SamDecoderModel
 from tests import support
 
 
-def _layout_rows(layout: str) -> list[tuple[str, tuple[int, ...], str]]:
-    path = support.shared_path("layouts", f"{layout}.txt")
-    rows = []
-    for line in path.read_text().splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        key, shape, dtype = line.split("\t")
-        rows.append((key, tuple(int(s) for s in shape.strip("()").split(",") if s.strip()), dtype.strip()))
-    return rows
-
 
 @pytest.fixture(scope="module")
 def model() -> SamDecoderModel:
@@ -41,7 +31,7 @@ def features() -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("name,layout", [("mobilesam", "mobile_sam_vit_t"), ("tinysam", "tinysam_vit_t")])
 def test_state_dict_equals_official_layout(name: str, layout: str) -> None:
-    expected = _layout_rows(layout)
+    expected = support.layout_rows(layout)
     with torch.device("meta"):
         got = layout_of(get_spec(name).build().state_dict())
     assert got == expected

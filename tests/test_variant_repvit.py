@@ -13,14 +13,6 @@ from edgekit.variants.repvit import RepVGGDW, RepViTSamEncoder, SqueezeExcite, b
 from tests import support
 
 
-def read_layout(name: str) -> list[tuple[str, tuple[int, ...], str]]:
-    rows = []
-    for line in support.shared_path("layouts", f"{name}.txt").read_text().splitlines():
-        if line and not line.startswith("#"):
-            key, shape, dtype = line.split("\t")
-            rows.append((key, tuple(int(v) for v in shape.strip("()").split(",") if v.strip()), dtype))
-    return rows
-
 
 @pytest.fixture(scope="module")
 def model() -> torch.nn.Module:
@@ -30,7 +22,7 @@ def model() -> torch.nn.Module:
 
 
 def test_state_dict_is_the_official_layout(model: torch.nn.Module) -> None:
-    assert layout_of(model.state_dict()) == read_layout("repvit_sam")  # keys, order, shapes, dtypes
+    assert layout_of(model.state_dict()) == support.layout_rows("repvit_sam")  # keys, order, shapes, dtypes
 
 
 def test_block_table_matches_repvit_m23(model: torch.nn.Module) -> None:

@@ -20,14 +20,6 @@ SAM2_NAMES = ["sam2.1-hiera-t", "sam2.1-hiera-s", "sam2.1-hiera-b+", "sam2.1-hie
               "efficienttam-s"]
 
 
-def _read_layout(layout: str) -> list[tuple[str, tuple[int, ...], str]]:
-    rows = []
-    for line in support.shared_path("layouts", f"{layout}.txt").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            key, shape, dtype = line.split("\t")
-            rows.append((key, tuple(int(s) for s in shape.strip("()").split(",") if s.strip()), dtype))
-    return rows
-
 
 @pytest.fixture(scope="module")
 def hiera_t() -> torch.nn.Module:
@@ -54,7 +46,7 @@ def encoded(hiera_t) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("name", SAM2_NAMES)
 def test_state_dict_is_layout_less_memory_modules(name: str) -> None:
     spec = REGISTRY[name]
-    layout = _read_layout(spec.layout)
+    layout = support.layout_rows(spec.layout)
     with torch.device("meta"):
         model = spec.build()
     kept = [row for row in layout if not row[0].startswith(spec.ignored_key_prefixes)]

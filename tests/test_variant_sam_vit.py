@@ -30,16 +30,6 @@ VARIANTS = [
 ]
 
 
-def _layout_rows(layout: str) -> list[tuple[str, tuple[int, ...], str]]:
-    path = support.shared_path("layouts", f"{layout}.txt")
-    rows = []
-    for line in path.read_text().splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        key, shape, dtype = line.split("\t")
-        rows.append((key, tuple(int(s) for s in shape.strip("()").split(",") if s.strip()), dtype.strip()))
-    return rows
-
 
 def _meta_model(name: str) -> SamDecoderModel:
     with torch.device("meta"):  # no memory, no init time: ViT-H is 640 M parameters
@@ -48,7 +38,7 @@ def _meta_model(name: str) -> SamDecoderModel:
 
 @pytest.mark.parametrize("name,layout", VARIANTS)
 def test_state_dict_equals_official_layout(name: str, layout: str) -> None:
-    assert layout_of(_meta_model(name).state_dict()) == _layout_rows(layout)
+    assert layout_of(_meta_model(name).state_dict()) == support.layout_rows(layout)
 
 
 @pytest.mark.parametrize("name", [n for n, _ in VARIANTS])
@@ -145,7 +135,7 @@ def test_encoder_exports_to_onnx_and_runs_in_onnxruntime(tmp_path) -> None:
 
 def test_sam_vit_b_file_is_refused_by_slimsam50_with_the_differences() -> None:
     # a ViT-B file has every SlimSAM key, at 768 wide instead of 384: all mis-shaped, none missing
-    state = {key: torch.empty(shape, device="meta") for key, shape, _ in _layout_rows("sam_vit_b")}
+    state = {key: torch.empty(shape, device="meta") for key, shape, _ in support.layout_rows("sam_vit_b")}
     with pytest.raises(CheckpointError) as info:
         load_into(_meta_model("slimsam-50"), get_spec("slimsam-50"), state, source="sam_vit_b_01ec64.pth")
     message = info.value.message

@@ -10,40 +10,40 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.option("--family", default=None, help="Only variants of this family (sam, mobilesam, sam2, ...).")
 def models(as_json: bool, family: str | None) -> None:
-    """List the registered SAM variants: family, parameters (counted from the model code), encoder input size,
-    image-embedding shape, checkpoint layout, the official file and its licence.
+    """List the registered SAM variants: family, parameters and encoder GFLOPs (both counted from the model code),
+    encoder input size, image-embedding shape, checkpoint layout, the official file and its licence.
 
     \b
     Examples:
       edgekit models
       edgekit models --family sam2 --json
     """
+    from edgekit.progress import Steps
     from edgekit.variants.registry import REGISTRY
-    from edgekit.variants.stats import count
+    from edgekit.variants.stats import cached_gflops, count
 
+    specs = [spec for spec in REGISTRY.values() if not family or spec.family == family]
     rows = []
-    for spec in REGISTRY.values():
-        if family and spec.family != family:
-            continue
-        try:
+    with Steps([f"counting {spec.name}" for spec in specs], enabled=not as_json) as bar:
+        for spec in specs:
             stats = count(spec.name)
-            params, encoder_params = stats.params, stats.encoder_params
-        except (ImportError, AttributeError) as exc:  # a variant whose model code is not in this build
-            params = encoder_params = None
-            click.echo(f"edgekit: warning: {spec.name}: model code unavailable ({exc})", err=True)
-        rows.append({
-            "name": spec.name, "family": spec.family, "params": params, "encoder_params": encoder_params,
+            rows.append({
+                "name": spec.name, "family": spec.family, "params": stats.params, "encoder_params": stats.encoder_params,
+                "encoder_gflops": cached_gflops(spec.name),
             "input_size": spec.input_size, "embedding_shape": list(spec.embedding_shape), "layout": spec.layout,
             "checkpoint": spec.checkpoint.file_name, "wrapped": spec.wrap_key, "url": spec.checkpoint.url,
-            "license": spec.checkpoint.license, "description": spec.description,
-        })
+                "license": spec.checkpoint.license, "description": spec.description,
+            })
+            bar.next()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    header = f"{'name':<20} {'family':<17} {'params':>8} {'input':>5}  {'embedding':<12} {'checkpoint':<28} licence"
+    header = f"{'name':<20} {'family':<17} {'params':>8} {'GFLOPs':>7} {'input':>5}  {'checkpoint':<28} licence"
     click.echo(header)
     click.echo("-" * len(header))
     for r in rows:
-        params = f"{r['params'] / 1e6:.2f}M" if r["params"] else "?"
-        emb = "x".join(str(d) for d in r["embedding_shape"])
-        click.echo(f"{r['name']:<20} {r['family']:<17} {params:>8} {r['input_size']:>5}  {emb:<12} {r['checkpoint']:<28} {r['license']}")
+        params = f"{r['params'] / 1e6:.2f}M"
+        click.echo(f"{r['name']:<20} {r['family']:<17} {params:>8} {r['encoder_gflops']:>7.1f} {r['input_size']:>5}  "
+                   f"{r['checkpoint']:<28} {r['license']}")
+    click.echo("GFLOPs: multiply-accumulates of one encoder forward at the input size (counted from the code, the "
+               "papers' convention).")

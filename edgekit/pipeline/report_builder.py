@@ -40,9 +40,9 @@ def _tools() -> dict:
 def build_report(cfg: "DeployConfig", ctx: "ModelContext", target: "Target",
                  measurements: list[tuple["Artifact", "Measurement"]], fidelity: dict | None) -> dict:
     from edgekit.pipeline.deploy import utc_now
-    from edgekit.variants.stats import count
+    from edgekit.variants.stats import cached_gflops, count
 
-    stats = count(ctx.spec.name, flops=True)
+    stats = count(ctx.spec.name)
     rows = []
     for artifact, m in measurements:
         rows.append({"part": artifact.part, "precision": artifact.precision, "format": "onnx", "artifact": artifact.name,
@@ -63,7 +63,7 @@ def build_report(cfg: "DeployConfig", ctx: "ModelContext", target: "Target",
         "weights": ({"kind": "synthetic", "path": None, "sha256": None, "note": LATENCY_ONLY_NOTE} if ctx.synthetic else
                     {"kind": "checkpoint", "path": str(cfg.checkpoint), "sha256": ctx.weights_id.split(":", 1)[1], "note": None}),
         "variant": {"family": ctx.spec.family, "params": stats.params, "encoder_params": stats.encoder_params,
-                    "encoder_gflops": stats.encoder_gflops, "input_size": ctx.spec.input_size},
+                    "encoder_gflops": cached_gflops(ctx.spec.name), "input_size": ctx.spec.input_size},
         "target": {"name": target.name, "transport": target.transport.name, "device": device},
         "runtime": {"name": runtime.get("name", "onnxruntime"), "version": runtime.get("version", "?"),
                     "threads": int(runtime.get("threads", cfg.measure.threads)), "providers": runtime.get("providers", [])},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import torch
 
@@ -32,6 +33,29 @@ def count(name: str, flops: bool = False) -> VariantStats:
     encoder = sum(p.numel() for p in model.image_encoder.parameters())
     gflops = encoder_gmacs(model, spec.input_size) if flops else None
     return VariantStats(params=params, encoder_params=encoder, tensors=len(model.state_dict()), encoder_gflops=gflops)
+
+
+def cached_gflops(name: str, cache: Path | None = None) -> float:
+    """encoder GMACs, computed once per variant and edgekit version and kept in ~/.cache/edgekit/stats.json
+    (counting runs a meta-device forward: a few seconds per variant)."""
+    import json
+    import os
+
+    from edgekit import __version__
+
+    cache = cache or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgekit" / "stats.json"
+    key = f"{name}@{__version__}"
+    try:
+        table = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        table = {}
+    if key not in table:
+        table[key] = count(name, flops=True).encoder_gflops
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.part")
+        tmp.write_text(json.dumps(table, indent=1, sort_keys=True))
+        os.replace(tmp, cache)
+    return table[key]
 
 
 def encoder_gmacs(model: torch.nn.Module, input_size: int) -> float:

@@ -1,0 +1,54 @@
+"""The `<artifact>.json` written beside every exported or quantized file: what it is and where it came from,
+so `edgekit quantize` and `edgekit report` can pick up a folder that `edgekit export` wrote."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgekit.errors import InputError
+from edgekit.pipeline.artifacts import Artifact
+from edgekit.pipeline.context import ModelContext
+from edgekit.store import Store
+
+
+def sidecar_path(onnx_path: Path) -> Path:
+    return onnx_path.with_name(onnx_path.name.removesuffix(".onnx") + ".json")
+
+
+def publish(ctx: ModelContext, artifact: Artifact, out: Path) -> list[Path]:
+    """Link the artifact (+ external data) into `out` with its layer map and sidecar; returns the paths."""
+    from edgekit.pipeline.deploy import _link
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for f in artifact.files():
+        _link(f, out / f.name)
+        written.append(out / f.name)
+    layers = out / (artifact.name.removesuffix(".onnx") + ".layers.json")
+    _link(artifact.entry.path(artifact.root, "layer_map.json"), layers)
+    info = {"schema": "edgekit.artifact/1", "model": ctx.spec.name, "part": artifact.part, "precision": artifact.precision,
+            "format": "onnx", "file": artifact.name, "layer_map": layers.name,
+            "weights": {"kind": "synthetic" if ctx.synthetic else "checkpoint",
+                        "path": None if ctx.checkpoint is None else str(Path(ctx.checkpoint).resolve())},
+            "store": {"root": str(ctx.store.root.resolve()), "entry": artifact.entry.id}, "details": artifact.info}
+    side = sidecar_path(out / artifact.name)
+    side.write_text(json.dumps(info, indent=1))
+    return [*written, layers, side]
+
+
+def load(onnx_path: Path) -> tuple[ModelContext, Artifact]:
+    """The context and store artifact behind a published ONNX file."""
+    from edgekit.variants.registry import get_spec
+
+    side = sidecar_path(onnx_path)
+    if not side.is_file():
+        raise InputError(f"{onnx_path} has no {side.name} beside it",
+                         hint="quantize files written by `edgekit export` (it writes that description)")
+    info = json.loads(side.read_text())
+    store = Store(Path(info["store"]["root"]))
+    entry = store.lookup(info["store"]["entry"])
+    if entry is None:
+        raise InputError(f"the artifact store no longer holds {onnx_path.name}", hint="run `edgekit export` again")
+    checkpoint = info["weights"]["path"]
+    ctx = ModelContext(spec=get_spec(info["model"]), checkpoint=Path(checkpoint) if checkpoint else None, store=store)
+    return ctx, Artifact(info["part"], info["precision"], entry, store.root)
