@@ -69,6 +69,24 @@ def _calibration_in_node_order() -> Iterator[None]:
         CalibraterBase.create_inference_session = original
 
 
+def _batched_constant_matmuls(path: Path) -> list[str]:
+    """MatMul nodes whose constant operand is not a 2-D weight, to keep in float.
+
+    SAM ViT's decomposed relative positions multiply by a constant (h, k, c) table (a gathered parameter,
+    folded at export); per-channel quantization gives it an axis-1 zero point that onnxruntime's fused
+    MatMulIntegerToFloat rejects at run time ("b zero point is not valid": SlimSAM / SAM INT8 encoders did not
+    run). These products are a sliver of the encoder's work, so they stay float."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    rank = {t.name: len(t.dims) for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            rank[node.output[0]] = len(node.attribute[0].t.dims)
+    return [n.name for n in model.graph.node
+            if n.op_type == "MatMul" and any(rank[i] != 2 for i in n.input if i in rank)]
+
+
 def quantize_static_onnx(fp32: Path, out: Path, feeds: Iterable[dict[str, np.ndarray]], preset: QuantPreset,
                          method: str = "minmax") -> int:
     """Write the INT8 QDQ model of `fp32` to `out`; returns how many calibration samples were read."""
@@ -103,10 +121,11 @@ def quantize_static_onnx(fp32: Path, out: Path, feeds: Iterable[dict[str, np.nda
             extra["CalibPercentile"] = 99.999
         with _calibration_in_node_order():
             quantize_static(
-                    str(pre), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=preset.per_channel,
+                str(pre), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=preset.per_channel,
                 reduce_range=preset.reduce_range, activation_type=getattr(QuantType, preset.activation_type),
                 weight_type=getattr(QuantType, preset.weight_type), calibrate_method=_method(method),
                 op_types_to_quantize=list(preset.op_types), use_external_data_format=large, extra_options=extra,
+                nodes_to_exclude=_batched_constant_matmuls(pre),
             )
     if reader.count == 0:
         raise InputError("no calibration samples were read", hint="check the --calib folder")

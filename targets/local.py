@@ -50,6 +50,9 @@ class LocalTransport:
         os.replace(tmp, target)
 
     def get(self, remote: str, local: Path) -> None:
+        if not Path(remote).is_file():  # the same error as SshTransport's, so callers need not know which
+            raise DeviceFailureError(f"cannot fetch {remote}: no such file on the device",
+                                     hint="the device-side step did not write it: see its log")
         local.parent.mkdir(parents=True, exist_ok=True)
         tmp = local.with_name(f".{local.name}.part")
         shutil.copyfile(remote, tmp)

@@ -1,22 +1,107 @@
-"""Targets by name: `local` today (ONNX Runtime on this machine); device profiles plug in here."""
+"""Targets by name: `local` (ONNX Runtime on this machine) and every device profile (`edgekit targets`),
+reached over SSH with the profile's Python running the on-device runner."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Any
 
 from edgekit.errors import UsageError
 from edgekit.targets.target import Target
 
-KNOWN = ("local",)
+
+def open_local(host: str | None = None) -> Target:
+    if host not in (None, "localhost"):
+        raise UsageError("--target local runs on this machine and takes no --host", hint="drop --host")
+    from edgekit.targets.facts import local_facts
+    from edgekit.targets.local import LocalTransport
+    from edgekit.targets.ort.backend import OrtBackend
+
+    # The runner runs under this very interpreter, which has onnxruntime (edgekit depends on it).
+    return Target("local", LocalTransport(), OrtBackend(python=sys.executable), local_facts())
 
 
-def open_target(name: str, host: str | None = None) -> Target:
+def open_transport(name: str, host: str | None = None, *, accept_new_host_key: bool = False,
+                   ssh_options: dict[str, Any] | None = None, user_profiles: Path | None = None):
+    """(profile, a transport to the device) for a profile target, checked: the profile is ssh-capable and a host
+    is named. Nothing is contacted yet (SshTransport connects on first use)."""
+    from edgekit.targets.profiles import get_profile
+
+    profile = get_profile(name, user_profiles)
     if name == "local":
+        from edgekit.targets.local import LocalTransport
+
         if host not in (None, "localhost"):
             raise UsageError("--target local runs on this machine and takes no --host", hint="drop --host")
-        from edgekit.targets.facts import local_facts
-        from edgekit.targets.local import LocalTransport
-        from edgekit.targets.ort.backend import OrtBackend
+        return profile, LocalTransport()
+    if "ssh" not in profile.transports:
+        raise UsageError(f"target {name} is reached over {', '.join(profile.transports)}, which edgekit cannot "
+                         "drive yet", hint="use an ssh-capable profile (`edgekit targets`)")
+    if not host:
+        raise UsageError(f"--target {name} needs the device: --host user@address[:port] (or a ~/.ssh/config alias)",
+                         hint=f"e.g. --target {name} --host pi@raspberrypi.local")
+    from edgekit.targets.ssh import SshTransport
 
-        # The runner runs under this very interpreter, which has onnxruntime (edgekit depends on it).
-        return Target("local", LocalTransport(), OrtBackend(python=sys.executable), local_facts())
-    raise UsageError(f"unknown target {name!r}", hint="choose one of: " + ", ".join(KNOWN) + " (see `edgekit targets`)")
+    options = dict(ssh_options or {})
+    options.setdefault("workdir", profile.workdir)
+    return profile, SshTransport(host, accept_new_host_key=accept_new_host_key, **options)
+
+
+def open_target(name: str, host: str | None = None, *, device_python: str | None = None,
+                accept_new_host_key: bool = False, ssh_options: dict[str, Any] | None = None,
+                user_profiles: Path | None = None) -> Target:
+    """Connect to `host` as a `name` device: transport + ONNX Runtime backend + the device's facts.
+
+    `ssh_options` go to SshTransport (known_hosts, identity_files, ssh_config, workdir, timeouts, retries) --
+    tests and fleets use them; the CLI relies on ~/.ssh/config (or $EDGEKIT_SSH_CONFIG). Connection problems
+    raise DeviceUnreachableError here, before any long work starts.
+    """
+    if name == "local":
+        return open_local(host)
+    profile, transport = open_transport(name, host, accept_new_host_key=accept_new_host_key,
+                                        ssh_options=ssh_options, user_profiles=user_profiles)
+    from edgekit.targets.ort.backend import OrtBackend
+    from edgekit.targets.remote_facts import read_facts
+
+    try:
+        if not profile.runtime("onnxruntime"):
+            raise UsageError(f"target {name} lists no onnxruntime runtime, and deploy measures with ONNX Runtime",
+                             hint="add onnxruntime to the profile's runtimes")
+        device, _ = read_facts(transport, profile)
+    except BaseException:
+        transport.close()
+        raise
+    device.setdefault("host", host)
+    return Target(profile.name, transport, OrtBackend(python=device_python or profile.python or "python3"), device)
+
+
+def device_python(profile, override: str | None = None) -> str:
+    """The Python that runs the runner: --device-python, else the profile's; edgekit's own for local."""
+    if override:
+        return override
+    return sys.executable if profile.name == "local" else (profile.python or "python3")
+
+
+def default_preset(name: str, arch: str | None = None) -> str:
+    """The INT8 preset a target wants unless --preset says otherwise: the profile's, where `auto` (and the local
+    target) follow the CPU architecture (`arch`, default this machine's)."""
+    import platform
+
+    preset = "auto"
+    if name != "local":
+        from edgekit.targets.profiles import get_profile
+
+        preset = get_profile(name).defaults.int8_preset
+    if preset != "auto":
+        return preset
+    machine = (arch or platform.machine()).lower()
+    return "arm" if machine in ("aarch64", "arm64") or machine.startswith("armv") else "x86"
+
+
+def default_threads(name: str) -> int | None:
+    """The profile's thread count; None means every core of the device (resolved from its facts)."""
+    if name == "local":
+        return None
+    from edgekit.targets.profiles import get_profile
+
+    return get_profile(name).defaults.threads

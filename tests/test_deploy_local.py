@@ -151,3 +151,41 @@ def test_export_and_quantize_commands_share_the_store(runs: dict) -> None:
     assert result["artifacts"] == ["mobilesam.encoder.int8.onnx", "mobilesam.decoder.int8.onnx"]
     assert result["fidelity"]["mask_iou"] == runs["r1"]["fidelity"]["mask_iou"]  # the same measurement, from the store
     assert (q / "mobilesam.encoder.int8.onnx").is_file() and (q / "mobilesam.int8.fidelity.json").is_file()
+
+
+def test_the_real_report_renders_in_chromium(runs: dict, tmp_path: Path) -> None:
+    from tests import test_report_html_chromium as browser
+
+    if browser.CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install -y --no-install-recommends chromium)")
+    dom, console, shot = browser.open_page(runs["root"] / "run1" / "report.html", tmp_path)
+    assert console == [], console
+    assert "<svg" in dom and "mobilesam" in dom and "image_encoder" in dom
+    assert browser.painted(shot)["ink"] > 0.02
+
+
+@pytest.mark.parametrize("n", [1, 16])
+def test_decoder_takes_1_to_16_points(runs: dict, n: int) -> None:
+    """The exported decoder's point axis is dynamic: 1 and 16 points (labels 1/0/-1 mixed) match torch."""
+    import onnxruntime as ort
+    import torch
+
+    from edgekit.checkpoints import build_variant
+
+    session = ort.InferenceSession(str(runs["root"] / "run1" / "mobilesam.decoder.fp32.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(n)
+    feeds = {"image_embeddings": rng.standard_normal((1, 256, 64, 64)).astype(np.float32),
+             "point_coords": rng.uniform(0, 1024, (1, n, 2)).astype(np.float32),
+             "point_labels": rng.choice([1.0, 0.0, -1.0], (1, n)).astype(np.float32),
+             "mask_input": np.zeros((1, 1, 256, 256), np.float32), "has_mask_input": np.zeros(1, np.float32)}
+    feeds["point_labels"][0, 0] = 1.0
+    masks, iou = session.run(None, feeds)
+    assert masks.shape == (1, 4, 256, 256) and iou.shape == (1, 4)
+    model = build_variant("mobilesam", weights="synthetic")
+    with torch.inference_mode():
+        ref = model.decode_all({"image_embeddings": torch.from_numpy(feeds["image_embeddings"])},
+                               torch.from_numpy(feeds["point_coords"]), torch.from_numpy(feeds["point_labels"]),
+                               torch.from_numpy(feeds["mask_input"]), torch.from_numpy(feeds["has_mask_input"]))
+    assert np.abs(masks - ref.low_res_masks.numpy()).max() <= 1e-3
+    assert np.abs(iou - ref.iou_predictions.numpy()).max() <= 1e-3

@@ -127,3 +127,18 @@ def test_layer_map_round_trip_and_inheritance(tmp_path: Path) -> None:
         [helper.make_node("Relu", ["x"], ["b"], name="/Relu")], "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])], [helper.make_tensor_value_info("b", TensorProto.FLOAT, [1])])))
     assert top.nodes == {"/Relu": TOP_LEVEL}
+
+
+def test_large_models_get_one_external_data_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above protobuf's limit the weights go to ONE `<name>.data` beside the .onnx (forced here with a 0 limit)."""
+    import edgekit.exporters.torch2onnx as t2o
+
+    monkeypatch.setattr(t2o, "_SINGLE_FILE_LIMIT", 0)
+    torch.manual_seed(0)
+    module = Wrapper().eval()
+    result = export_onnx(module, (torch.randn(1, 3, 16, 16),), SIG, tmp_path / "big.onnx", prefer="legacy")
+    assert result.external_data == tmp_path / "big.onnx.data" and result.external_data.is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.onnx", "big.onnx.data"]  # nothing else left behind
+    x = torch.randn(1, 3, 16, 16)
+    y = ort.InferenceSession(str(tmp_path / "big.onnx"), providers=["CPUExecutionProvider"]).run(None, {"image": x.numpy()})[0]
+    np.testing.assert_allclose(y, module(x).detach().numpy(), atol=1e-5)

@@ -21,7 +21,7 @@ def _declared() -> tuple[set[str], dict[str, str]]:
 
 def test_every_package_folder_is_declared() -> None:
     packages, dirs = _declared()
-    assert set(dirs) == {"edgekit", "edgekit.targets", "edgekit.quant"}
+    assert set(dirs) == {"edgekit", "edgekit.targets", "edgekit.quant", "edgekit.profiles"}
     found = set()
     for root_name, folder in dirs.items():
         for init in (REPO / folder).rglob("__init__.py"):

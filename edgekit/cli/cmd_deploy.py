@@ -1,7 +1,6 @@
 """`edgekit deploy`: the main job — export, quantize, profile on a target, report."""
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 
 import click
@@ -26,7 +25,14 @@ def _read_models(models: tuple[str, ...], models_file: Path | None) -> list[str]
               help="Registered variant (see `edgekit models`); repeat for a comparison run.")
 @click.option("--models-file", type=click.Path(path_type=Path), default=None, help="A file with one variant per line.")
 @click.option("--target", "-t", default="local", show_default=True, help="Where to run (see `edgekit targets`).")
-@click.option("--host", default=None, help="The device to reach (ssh targets).")
+@click.option("--host", "hosts", multiple=True, metavar="HOST",
+              help="The device to reach (ssh targets): user@host[:port] or a ~/.ssh/config alias; repeat for a fleet.")
+@click.option("--inventory", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="A fleet: Ansible INI or YAML hosts file; every device in parallel, exit 8 when some fail.")
+@click.option("--device-python", default=None, metavar="PATH",
+              help="The device's Python with onnxruntime and numpy (default: the target profile's `python:`).")
+@click.option("--accept-new-host-key", is_flag=True,
+              help="Record the device's host key in ~/.ssh/known_hosts when it is unknown (default: refuse).")
 @click.option("--checkpoint", "-c", type=click.Path(path_type=Path), default=None,
               help="The official release file. Without it, synthetic weights are used (latency only).")
 @click.option("--weights", type=click.Choice(["synthetic"]), default=None, help="Synthetic weights, explicitly.")
@@ -38,21 +44,22 @@ def _read_models(models: tuple[str, ...], models_file: Path | None) -> list[str]
 @click.option("--held-out", default=4, show_default=True, help="Further images for the INT8 fidelity check.")
 @click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]), default="minmax", show_default=True)
 @click.option("--preset", type=click.Choice(["x86", "arm", "tensorrt"]), default=None,
-              help="INT8 preset (default: x86 or arm, from this machine).")
+              help="INT8 preset (default: the target profile's; x86 or arm from the CPU for local).")
 @click.option("--fidelity-target", type=float, default=None, metavar="IOU",
               help="Fail (exit 7) when INT8's mask IoU against FP32 is below this, e.g. 0.9.")
 @click.option("--runs", default=50, show_default=True, help="Timed runs per artifact (at least).")
 @click.option("--min-seconds", default=5.0, show_default=True, help="...and at least this long.")
 @click.option("--warmup", default=5, show_default=True)
-@click.option("--threads", type=int, default=None, help="Runtime threads (default: all cores).")
+@click.option("--threads", type=int, default=None, help="Runtime threads (default: the target profile's, else all cores).")
 @click.option("--profile-runs", default=3, show_default=True, help="Runs under ONNX Runtime's profiler.")
 @click.option("--exporter", type=click.Choice(["dynamo", "legacy"]), default="dynamo", show_default=True)
 @click.option("--store", type=click.Path(path_type=Path), default=None, help="Artifact store (default ~/.cache/edgekit/store).")
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
               help="Run folder (default edgekit-runs/MODEL-TARGET).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report summary as JSON.")
-def deploy(models: tuple[str, ...], models_file: Path | None, target: str, host: str | None, checkpoint: Path | None,
-           weights: str | None, precision: str, calib: Path | None, calib_count: int, held_out: int, calib_method: str,
+def deploy(models: tuple[str, ...], models_file: Path | None, target: str, hosts: tuple[str, ...],
+           inventory: Path | None, device_python: str | None,
+           accept_new_host_key: bool, checkpoint: Path | None, weights: str | None, precision: str, calib: Path | None, calib_count: int, held_out: int, calib_method: str,
            preset: str | None, fidelity_target: float | None, runs: int, min_seconds: float, warmup: int,
            threads: int | None, profile_runs: int, exporter: str, store: Path | None, out: Path | None,
            as_json: bool) -> None:
@@ -66,6 +73,8 @@ def deploy(models: tuple[str, ...], models_file: Path | None, target: str, host:
       edgekit deploy --model mobilesam --target local
       edgekit deploy -m mobilesam -c mobile_sam.pt --calib photos/ --precision int8 --out runs/mobilesam
       edgekit deploy -m mobilesam -m efficientvit-sam-l0 --calib photos/ --out runs/compare
+      edgekit deploy -m mobilesam --target raspberry-pi-4 --host pi@raspberrypi.local --calib photos/
+      edgekit deploy -m mobilesam --target raspberry-pi-4 --inventory lab.ini --out runs/lab   (a fleet)
     """
     import json
     import os
@@ -73,8 +82,13 @@ def deploy(models: tuple[str, ...], models_file: Path | None, target: str, host:
 
     from edgekit.pipeline.deploy import DeployConfig, run_deploy
     from edgekit.targets.base import MeasureConfig
+    from edgekit.targets.registry import default_preset, default_threads
 
     names = _read_models(models, models_file)
+    from edgekit.cli.fleet import deploy_fleet_cli, fleet_hosts  # fleet branch: several --host or --inventory
+
+    fleet = fleet_hosts(target, hosts, inventory, names)
+    host = hosts[0] if hosts else None
     if checkpoint is not None and weights is not None:
         raise InputError("give either --checkpoint or --weights synthetic, not both")
     if checkpoint is not None and len(names) > 1:
@@ -83,8 +97,10 @@ def deploy(models: tuple[str, ...], models_file: Path | None, target: str, host:
         warnings.warn("no --checkpoint: using synthetic weights — latency figures are real, accuracy figures are not",
                       stacklevel=1)
     chosen = precision if precision != "auto" else ("int8" if calib else "fp32")
-    preset = preset or ("arm" if platform.machine().lower() in ("aarch64", "arm64") else "x86")
-    measure = MeasureConfig(warmup=warmup, runs=runs, min_seconds=min_seconds, threads=threads or os.cpu_count() or 1,
+    preset = preset or default_preset(target)  # the profile's; x86/arm from this CPU for local (and `auto`)
+    if threads is None:  # remote: the profile's count, or 0 = every core the device reports (resolved on connect)
+        threads = (os.cpu_count() or 1) if target == "local" else (default_threads(target) or 0)
+    measure = MeasureConfig(warmup=warmup, runs=runs, min_seconds=min_seconds, threads=threads,
                             profile_runs=profile_runs)
     root = out or Path("edgekit-runs") / (names[0] + f"-{target}" if len(names) == 1 else f"compare-{target}")
     reports = []
@@ -93,7 +109,10 @@ def deploy(models: tuple[str, ...], models_file: Path | None, target: str, host:
         cfg = DeployConfig(model=name, out=run_dir, target=target, precision=chosen, checkpoint=checkpoint,
                            calib=calib, calib_count=calib_count, held_out=held_out, preset=preset, method=calib_method,
                            fidelity_target=fidelity_target, exporter=exporter, store=store, measure=measure,
-                           progress=not as_json)
+                           progress=not as_json, host=host, device_python=device_python,
+                           accept_new_host_key=accept_new_host_key)
+        if fleet:  # every device in parallel: RUN/<device>/, fleet.json, compare.*; FleetError = exit 8
+            return deploy_fleet_cli(cfg, fleet, as_json)
         report = run_deploy(cfg)
         reports.append((str(run_dir), report))
         if not as_json:

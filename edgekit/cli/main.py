@@ -14,7 +14,11 @@ from edgekit.errors import EdgekitError, ExitStatus
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "models": ("edgekit.cli.cmd_models", "models", "List the registered SAM variants."),
     "predict": ("edgekit.cli.cmd_predict", "predict", "Segment an image with a variant (masks as .npz, optional overlay)."),
+    "export": ("edgekit.cli.cmd_export", "export", "Export a variant to validated ONNX with layer maps."),
+    "quantize": ("edgekit.cli.cmd_quantize", "quantize", "Static INT8 of exported artifacts, with its accuracy cost."),
     "deploy": ("edgekit.cli.cmd_deploy", "deploy", "The main job: export, quantize, profile on a target, report."),
+    "targets": ("edgekit.cli.cmd_targets", "targets", "List the device profiles (built-in and ~/.config/edgekit/targets)."),
+    "doctor": ("edgekit.cli.cmd_doctor", "doctor", "Check a device: runtimes, Python, disk, thermal state, tools."),
     "parse": ("edgekit.cli.cmd_parse", "parse", "Parse a device tool's raw output (trtexec, benchmark_model, ...)."),
     "report": ("edgekit.cli.cmd_report", "report", "Render or compare deploy reports."),
 }

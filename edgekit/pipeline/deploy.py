@@ -5,7 +5,7 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -36,8 +36,11 @@ class DeployConfig:
     fidelity_target: float | None = None
     exporter: str = "dynamo"
     store: Path | None = None
-    measure: MeasureConfig = field(default_factory=MeasureConfig)
+    measure: MeasureConfig = field(default_factory=MeasureConfig)  # threads <= 0: every core of the device
     progress: bool = True
+    host: str | None = None  # the device (ssh targets): user@host[:port] or a ~/.ssh/config alias
+    device_python: str | None = None  # overrides the profile's `python:`
+    accept_new_host_key: bool = False  # record an unknown host key instead of refusing it
 
 
 def _images(cfg: DeployConfig):
@@ -78,7 +81,10 @@ def run_deploy(cfg: DeployConfig) -> dict:
     if cfg.checkpoint is not None and not Path(cfg.checkpoint).is_file():
         raise InputError(f"checkpoint not found: {cfg.checkpoint}", hint="pass the official release file, or --weights synthetic")
     calib, held, validation = _images(cfg)
-    target = open_target(cfg.target)
+    target = open_target(cfg.target, cfg.host, device_python=cfg.device_python,
+                         accept_new_host_key=cfg.accept_new_host_key)
+    if cfg.measure.threads <= 0:  # "every core": known only now, from the device's facts
+        cfg = replace(cfg, measure=replace(cfg.measure, threads=int(target.device.get("cpus") or 1)))
     ctx = ModelContext(spec=spec, checkpoint=cfg.checkpoint, store=Store(cfg.store))
     int8 = cfg.precision == "int8"
     names = [f"export {p}" for p in PARTS] + ([f"quantize {p}" for p in PARTS] + ["fidelity"] if int8 else [])

@@ -181,7 +181,6 @@ class EfficientSam(SamModel):
         keep = slice(1, None) if multimask_output else slice(0, 1)
         return DecoderOutput(low_res_masks=masks[:, keep], iou_predictions=iou[:, keep])
 
-
     def decode_all(self, features: dict[str, torch.Tensor], point_coords: torch.Tensor, point_labels: torch.Tensor,
                    mask_input: torch.Tensor | None, has_mask_input: torch.Tensor | None) -> DecoderOutput:
         """The export form: the decoder's four masks in its raw order ARE the contract (index 0 the single-mask

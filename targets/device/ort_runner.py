@@ -93,7 +93,9 @@ def run(args):
         except Exception:  # some builds cannot serialise their optimised graph: profile without it
             optimized = None
             profiled = _session(ort, args.model, args.threads, providers, profile_prefix=prefix)
-        for _ in range(1 + args.profile_runs):  # the first profiled run is a warm-up; the parser can drop it
+        # One extra profiled run as its warm-up (the parser drops it) — unless warm-up was turned off, as on
+        # emulated devices where every run costs minutes.
+        for _ in range((1 if args.warmup > 0 else 0) + args.profile_runs):
             profiled.run(None, feeds)
         written = profiled.end_profiling()
         profile = os.path.join(args.out, PROFILE_FILE)

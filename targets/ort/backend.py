@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgekit.attribution import attribute
-from edgekit.errors import DeviceFailureError
+from edgekit.errors import DeviceFailureError, EdgekitError
 from edgekit.exporters.layer_map import LayerMap
 from edgekit.store import sha256_file
 from edgekit.targets.base import MeasureConfig, Transport
@@ -93,7 +93,10 @@ class OrtBackend:
                 files["optimized"] = results_dir / "optimized.onnx"
                 transport.get(posixpath.join(run_dir, raw["optimized_graph"]), files["optimized"])
         finally:
-            transport.run(["rm", "-rf", "--", run_dir], timeout=60)  # cleanup, always
+            try:
+                transport.run(["rm", "-rf", "--", run_dir], timeout=60)  # cleanup, always
+            except EdgekitError as exc:  # a dead link must not hide the error that is already on its way
+                log.warning("could not clean %s on %s: %s", run_dir, transport.host, exc.message)
         return parse_results(model.name, raw, files, layer_map)
 
 
