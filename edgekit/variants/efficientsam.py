@@ -19,24 +19,9 @@ from torch import nn
 from edgekit.errors import InputError
 from edgekit.variants.base import DecoderOutput, SamModel
 from edgekit.variants.efficientsam_decoder import MaskDecoder, PromptEncoder
+from edgekit.variants.sam_prompt_encoder import LayerNorm2d  # the same channel LayerNorm (eps 1e-6)
 
 MAX_POINTS = 6  # decoder_max_num_input_points of both released models
-
-
-class LayerNorm2d(nn.Module):
-    """LayerNorm over the channels of a (B, C, H, W) map (the neck's norm, eps 1e-6)."""
-
-    def __init__(self, channels: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        u = x.mean(1, keepdim=True)
-        s = (x - u).pow(2).mean(1, keepdim=True)
-        x = (x - u) / torch.sqrt(s + self.eps)
-        return self.weight[:, None, None] * x + self.bias[:, None, None]
 
 
 class PatchEmbed(nn.Module):
