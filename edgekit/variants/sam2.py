@@ -85,7 +85,8 @@ class Sam2Model(SamModel):
         if self.use_high_res_features:
             high_res = (features["high_res_feats_0"], features["high_res_feats_1"])
         decoder = self.sam_mask_decoder
-        masks, iou, obj = decoder.predict_masks(features["image_embeddings"], pe.get_dense_pe(), sparse, dense, high_res)
+        masks, iou, obj = decoder.predict_masks(features["image_embeddings"], pe.get_dense_pe(), sparse, dense,
+                                                high_res)
         single_mask, single_iou = decoder.select_single_mask(masks, iou)
         all_masks = torch.cat([single_mask, masks[:, 1:]], dim=1)
         return DecoderOutput(low_res_masks=all_masks.clamp(-LOW_RES_CLAMP, LOW_RES_CLAMP),
