@@ -70,10 +70,10 @@ def test_layers_are_attributed_to_modules_and_add_up(runs: dict) -> None:
     for m in report["measurements"]:
         cov = m["coverage"]
         assert cov["attributed_share"] >= 0.95, (m["artifact"], cov)
-        if m["part"] == "encoder":
-            # profiled per-layer sum vs the separately timed end-to-end mean: 3 runs on a shared machine, so a
-            # loose band that still catches a profile of the wrong model or a dropped half of the layers
-            assert 0.6 <= cov["sum_vs_mean"] <= 1.6, (m["artifact"], cov)
+        # the layer times against the span of the very runs they were profiled in (never against separately timed
+        # runs: on a shared machine that ratio drifts with load): nested, so <= 1; near 1 unless layers were lost
+        assert 0.7 <= cov["sum_vs_profiled_run"] <= 1.0 + 1e-6, (m["artifact"], cov)
+        assert cov["sum_vs_mean"] > 0
     modules = {row["module"] for row in report["layers"]}
     assert any(m.startswith("image_encoder.layers.") for m in modules if m)
     assert any(m.startswith("image_encoder.neck") for m in modules if m)

@@ -52,7 +52,7 @@ NUM = float  # int or float, never bool, always finite (JSON has no NaN / Infini
 STATS = {"runs": int, "mean": NUM, "p50": NUM, "p90": NUM, "min": NUM, "max": NUM, "stdev": NUM,
          "warmup": Opt(int), "raw": ListOf(NUM, 1)}
 LAYER = {"name": str, "op_type": str, "module": Null(str), "mean_ms": NUM, "share": NUM}
-COVERAGE = {"layer_sum_ms": NUM, "attributed_share": NUM, "sum_vs_mean": NUM}
+COVERAGE = {"layer_sum_ms": NUM, "attributed_share": NUM, "sum_vs_mean": NUM, "sum_vs_profiled_run": Opt(NUM)}
 EVENT = {"name": str, "op_type": str, "module": Null(str), "start_us": NUM, "dur_us": NUM}
 MEASUREMENT = {"part": OneOf(*PARTS), "precision": OneOf(*PRECISIONS), "format": str, "artifact": str,
                "latency_ms": STATS, "layers": ListOf(LAYER), "coverage": COVERAGE, "timeline": Opt(ListOf(EVENT))}
