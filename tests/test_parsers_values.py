@@ -213,6 +213,18 @@ def test_ort_profile_current_format_keeps_node_names_and_drops_warmup() -> None:
     assert abs(sum(x.share for x in r.layers) - 1) < 1e-9
 
 
+def test_ort_profile_caller_names_the_warmup_runs() -> None:
+    from edgekit.targets.ort.parse_ort_profile import parse_ort_profile
+
+    text = fixture("onnxruntime", "generated_here_ort1.31.1_x86_64_cpu_tiny_graph_profile.json")
+    two = parse_ort_profile(text, warmup_runs=2)
+    assert two.layers[0].mean_ms == pytest.approx(15 / 1000) and two.summary["warmup_runs_dropped"] == 2
+    assert two.summary["mean_run_ms"] == pytest.approx(0.135) and [r.extra["warmup"] for r in two.runs] == [True, True, False]
+    none = parse_ort_profile(text, warmup_runs=0)
+    assert none.layers[0].mean_ms == pytest.approx((127 + 20 + 15) / 3 / 1000)
+    assert parse_ort_profile(text, warmup_runs=9).summary["iterations"] == 1  # the last run is always kept
+
+
 def test_ort_profile_2019_format_and_truncated_file() -> None:
     text = fixture("onnxruntime", "ort_2019_mnist_profile_no_provider_field_with_fences.json")
     r = parse("ort-profile", text)

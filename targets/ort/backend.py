@@ -123,7 +123,8 @@ def parse_results(artifact: str, raw: dict, files: dict[str, Path], layer_map: L
     layers: list[LayerTiming] = []
     profiled_run_ms = None
     if "profile" in files:
-        profile = parse_ort_profile(files["profile"].read_text())
+        # runners before profile_warmup_runs existed ran one warm-up run: the parser's default
+        profile = parse_ort_profile(files["profile"].read_text(), warmup_runs=raw.get("profile_warmup_runs"))
         layers = list(profile.layers)
         profiled_run_ms = profile.summary.get("mean_run_ms")
     graph = runtime_graph(files["optimized"]) if "optimized" in files else None

@@ -16,7 +16,8 @@ join them to the exported graph and from there to module paths.
 
 Nodes are assigned to runs by time (a node event inside a `model_run` span belongs to that run). With more than one
 run the first is dropped from the layer means as warm-up: its first-touch allocations make it several times slower
-(127 us against 20 us for the first Conv in the generated fixture). A file the process did not finish writing
+(127 us against 20 us for the first Conv in the generated fixture). A caller that knows how many warm-up runs the
+file holds says so (`warmup_runs`): on a 1-thread CPU session the second run of a fresh session is still ~2x slow. A file the process did not finish writing
 (no closing `]`) is read event by event.
 """
 from __future__ import annotations
@@ -33,8 +34,11 @@ from edgekit.targets.timings import LayerTiming, ProfileParse, RunStats, shares_
 _SIZE_KEYS = ("parameter_size", "activation_size", "output_size")
 
 
-def parse_ort_profile(text: str) -> ProfileParse:
-    """Parse an ONNX Runtime profile (any version with the Chrome-trace layout)."""
+def parse_ort_profile(text: str, warmup_runs: int | None = None) -> ProfileParse:
+    """Parse an ONNX Runtime profile (any version with the Chrome-trace layout).
+
+    `warmup_runs`: how many leading runs to leave out of the means (default: one, when the file has more than one
+    run); the last run is always kept, so a short file still gives layers."""
     events, complete = _events(text)
     sessions = [e for e in events if e["cat"] == "Session"]
     runs = [e for e in sessions if e["name"] == "model_run"]
@@ -46,16 +50,17 @@ def parse_ort_profile(text: str) -> ProfileParse:
         raise ParseError("the profile has no model_run or node events",
                          hint="enable profiling and run the session at least once before ending the profile")
     per_run = _assign(nodes, runs)
-    kept = list(range(1, len(runs))) if len(runs) > 1 else list(range(len(runs))) or [None]
+    skip = (1 if len(runs) > 1 else 0) if warmup_runs is None else max(0, min(warmup_runs, len(runs) - 1))
+    kept = list(range(skip, len(runs))) or [None]
     layers = _layers(nodes, per_run, kept)
     run_stats = tuple(RunStats(mean_ms=r["dur"] / 1000.0, count=1,
-                               extra={"index": k, "ts_us": r["ts"], "warmup": len(runs) > 1 and k == 0})
+                               extra={"index": k, "ts_us": r["ts"], "warmup": k < skip})
                       for k, r in enumerate(runs))
     kept_runs = [runs[k] for k in kept if k is not None]
     summary: dict[str, Any] = {
         "iterations": len(kept_runs) or None,
         "total_ms": math.fsum(r["dur"] for r in kept_runs) / 1000.0 if kept_runs else None,
-        "warmup_runs_dropped": 1 if len(runs) > 1 else 0,
+        "warmup_runs_dropped": skip,
         "mean_run_ms": math.fsum(r["dur"] for r in kept_runs) / 1000.0 / len(kept_runs) if kept_runs else None,
         "by_op_type_ms": _group(layers, lambda layer: layer.op_type),
         "by_provider_ms": _group(layers, lambda layer: layer.extra.get("provider")),
