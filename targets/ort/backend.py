@@ -1,25 +1,19 @@
 """ONNX Runtime on a device: push the runner, the model and its inputs, time and profile, fetch, parse.
 
-One pipeline of named steps with an always-run cleanup (TVM's rpc_runner shape). The device-side work is
-`targets/device/ort_runner.py`, the same file on this machine and on a Raspberry Pi; what comes back is raw
-(every latency sample, ONNX Runtime's profile JSON) and parsed here by pure functions.
+One pipeline of named steps with an always-run cleanup (TVM's rpc_runner shape; the steps are in runner_job.py).
+The device-side work is `targets/device/ort_runner.py`, the same file on this machine and on a Raspberry Pi; what
+comes back is raw (every latency sample, ONNX Runtime's profile JSON) and parsed here by pure functions.
 """
 from __future__ import annotations
 
-import json
-import logging
-import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgekit.attribution import attribute
-from edgekit.errors import DeviceFailureError, EdgekitError
 from edgekit.exporters.layer_map import LayerMap
-from edgekit.store import sha256_file
 from edgekit.targets.base import MeasureConfig, Transport
+from edgekit.targets.runner_job import RunnerJob, run_job
 from edgekit.targets.timings import LayerTiming, RunStats
-
-log = logging.getLogger(__name__)
 RUNNER = Path(__file__).resolve().parents[1] / "device" / "ort_runner.py"
 
 
@@ -36,6 +30,7 @@ class Measurement:
     load_ms: float | None = None
     files: dict[str, Path] = field(default_factory=dict)  # raw outputs fetched home
     profiled_run_ms: float | None = None  # the profiler's own mean run span, over the runs the layers came from
+    layers_note: str | None = None  # why `layers` is empty or partial (no per-op profiler on the device, ...)
 
     def coverage(self) -> dict[str, float]:
         total = sum(row["mean_ms"] or 0.0 for row in self.layers)
@@ -51,11 +46,6 @@ class Measurement:
         return out
 
 
-def _remote_name(path: Path) -> str:
-    # Content-addressed on the device too: a re-run with the same bytes skips the upload.
-    return f"{sha256_file(path)[:16]}-{path.name}"
-
-
 class OrtBackend:
     name = "onnxruntime"
 
@@ -64,47 +54,21 @@ class OrtBackend:
 
     def measure(self, transport: Transport, model: Path, inputs: Path | None, layer_map: LayerMap | None,
                 config: MeasureConfig, results_dir: Path) -> Measurement:
-        work = transport.workdir()
-        run_dir = posixpath.join(work, "runs", f"{sha256_file(model)[:12]}-{model.stem}")
-        try:
-            # prepare: the runner, the model (and its external data beside it, same name), the inputs
-            remote_runner = posixpath.join(work, "ort_runner.py")
-            transport.put(RUNNER, remote_runner)
-            model_dir = posixpath.join(work, "models", _remote_name(model))
-            remote_model = posixpath.join(model_dir, model.name)
-            transport.put(model, remote_model)
-            data = model.with_name(model.name + ".data")
-            if data.exists():
-                transport.put(data, posixpath.join(model_dir, data.name))
-            argv = [self.python, remote_runner, "--model", remote_model, "--out", run_dir, *config.runner_args()]
-            if inputs is not None:
-                remote_inputs = posixpath.join(work, "inputs", _remote_name(inputs))
-                transport.put(inputs, remote_inputs)
-                argv += ["--inputs", remote_inputs]
-            # profile
-            result = transport.run(argv, timeout=config.timeout_s)
-            if not result.ok:
-                tail = "\n".join(result.stderr.strip().splitlines()[-15:])
-                raise DeviceFailureError(f"the ONNX Runtime runner failed on {transport.host} (exit {result.returncode}):\n{tail}",
-                                         hint="see the runner's error above; `edgekit doctor` checks the device's runtime")
-            # fetch
-            results_dir.mkdir(parents=True, exist_ok=True)
-            local_result = results_dir / "result.json"
-            transport.get(posixpath.join(run_dir, "result.json"), local_result)
-            raw = json.loads(local_result.read_text())
-            files = {"result": local_result}
-            if raw.get("profile_file"):
-                files["profile"] = results_dir / "ort_profile.json"
-                transport.get(posixpath.join(run_dir, raw["profile_file"]), files["profile"])
-            if raw.get("optimized_graph"):
-                files["optimized"] = results_dir / "optimized.onnx"
-                transport.get(posixpath.join(run_dir, raw["optimized_graph"]), files["optimized"])
-        finally:
-            try:
-                transport.run(["rm", "-rf", "--", run_dir], timeout=60)  # cleanup, always
-            except EdgekitError as exc:  # a dead link must not hide the error that is already on its way
-                log.warning("could not clean %s on %s: %s", run_dir, transport.host, exc.message)
+        job = RunnerJob(RUNNER, "ONNX Runtime", self.python)
+        data = model.with_name(model.name + ".data")  # external weights, beside the model under the same name
+        raw, files = run_job(job, transport, model, inputs, config, results_dir,
+                             companions=[data] if data.exists() else [], wanted=_wanted)
         return parse_results(model.name, raw, files, layer_map)
+
+
+def _wanted(raw: dict) -> dict[str, str]:
+    """The raw files the runner wrote, by the keys parse_results reads."""
+    wanted = {}
+    if raw.get("profile_file"):
+        wanted["profile"] = raw["profile_file"]  # ort_profile.json
+    if raw.get("optimized_graph"):
+        wanted["optimized"] = raw["optimized_graph"]  # optimized.onnx
+    return wanted
 
 
 def runtime_graph(path: Path) -> dict[str, tuple[list[str], list[str]]]:
@@ -133,4 +97,5 @@ def parse_results(artifact: str, raw: dict, files: dict[str, Path], layer_map: L
             for row, module in zip(layers, modules)]
     return Measurement(artifact=artifact, latency=RunStats.from_samples(samples), raw_ms=samples,
                        warmup=int(raw.get("warmup", 0)), layers=rows, runtime=raw.get("runtime", {}),
-                       load_ms=raw.get("load_ms"), files=files, profiled_run_ms=profiled_run_ms)
+                       load_ms=raw.get("load_ms"), files=files, profiled_run_ms=profiled_run_ms,
+                       layers_note=None if "profile" in files else "no per-op profile: profiling was off (--profile-runs 0)")
