@@ -1,5 +1,5 @@
-"""Targets by name: `local` (ONNX Runtime on this machine) and every device profile (`edgekit targets`),
-reached over SSH with the profile's Python running the on-device runner."""
+"""Targets by name: `local` (this machine) and every device profile (`edgekit targets`), reached over SSH with the
+profile's Python running the on-device runners (ONNX Runtime, LiteRT: the backend is chosen per artifact)."""
 from __future__ import annotations
 
 import sys
@@ -15,10 +15,10 @@ def open_local(host: str | None = None) -> Target:
         raise UsageError("--target local runs on this machine and takes no --host", hint="drop --host")
     from edgekit.targets.facts import local_facts
     from edgekit.targets.local import LocalTransport
-    from edgekit.targets.ort.backend import OrtBackend
 
-    # The runner runs under this very interpreter, which has onnxruntime (edgekit depends on it).
-    return Target("local", LocalTransport(), OrtBackend(python=sys.executable), local_facts())
+    # The runners run under this very interpreter, which has onnxruntime (edgekit depends on it) and LiteRT where
+    # the `litert` extra is installed; the LiteRT runner says so plainly where it is not.
+    return Target("local", LocalTransport(), sys.executable, local_facts())
 
 
 def open_transport(name: str, host: str | None = None, *, accept_new_host_key: bool = False,
@@ -50,7 +50,7 @@ def open_transport(name: str, host: str | None = None, *, accept_new_host_key: b
 def open_target(name: str, host: str | None = None, *, device_python: str | None = None,
                 accept_new_host_key: bool = False, ssh_options: dict[str, Any] | None = None,
                 user_profiles: Path | None = None) -> Target:
-    """Connect to `host` as a `name` device: transport + ONNX Runtime backend + the device's facts.
+    """Connect to `host` as a `name` device: transport + the device's Python and facts (backends per artifact).
 
     `ssh_options` go to SshTransport (known_hosts, identity_files, ssh_config, workdir, timeouts, retries) --
     tests and fleets use them; the CLI relies on ~/.ssh/config (or $EDGEKIT_SSH_CONFIG). Connection problems
@@ -60,7 +60,6 @@ def open_target(name: str, host: str | None = None, *, device_python: str | None
         return open_local(host)
     profile, transport = open_transport(name, host, accept_new_host_key=accept_new_host_key,
                                         ssh_options=ssh_options, user_profiles=user_profiles)
-    from edgekit.targets.ort.backend import OrtBackend
     from edgekit.targets.remote_facts import read_facts
 
     try:
@@ -72,7 +71,8 @@ def open_target(name: str, host: str | None = None, *, device_python: str | None
         transport.close()
         raise
     device.setdefault("host", host)
-    return Target(profile.name, transport, OrtBackend(python=device_python or profile.python or "python3"), device)
+    return Target(profile.name, transport, device_python or profile.python or "python3", device,
+                  runtimes=tuple(r.name for r in profile.runtimes), default_format=profile.defaults.format)
 
 
 def device_python(profile, override: str | None = None) -> str:

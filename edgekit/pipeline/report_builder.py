@@ -46,7 +46,8 @@ def build_report(cfg: "DeployConfig", ctx: "ModelContext", target: "Target",
     rows = []
     for artifact, m in measurements:
         rows.append({"part": artifact.part, "precision": artifact.precision, "format": "onnx", "artifact": artifact.name,
-                     "latency_ms": latency_block(m), "layers": _layers(m), "coverage": m.coverage()})
+                     "latency_ms": latency_block(m), "layers": _layers(m), "coverage": m.coverage(),
+                     **({"layers_note": m.layers_note} if m.layers_note else {})})
     primary = next(r for r in rows if r["part"] == "encoder" and r["precision"] == cfg.precision)
     runtime = measurements[0][1].runtime
     artifacts = []

@@ -115,7 +115,8 @@ def fidelity_section(report: dict) -> str:
 def layers_block(m: dict, top_n: int, depth: int | None) -> str:
     layers = m["layers"]
     if not layers:
-        return "<p>No per-layer rows were recorded for this artifact.</p>"
+        note = f": {esc(m['layers_note'])}" if m.get("layers_note") else "."
+        return f"<p>No per-layer rows were recorded for this artifact{note}</p>"
     top = bd.top_layers(layers, top_n)
     cls = PRECISION_CLASS.get(m["precision"], "b3")
     top_bars = [Bar(r["name"], r["mean_ms"], f"{bd.ms(r['mean_ms'])} ms · {bd.pct(r['share'])}", cls,

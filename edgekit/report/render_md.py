@@ -66,7 +66,7 @@ def fidelity_section(report: dict) -> str:
 def layer_sections(m: dict, top_n: int, depth: int | None) -> str:
     layers = m["layers"]
     if not layers:
-        return "No per-layer rows were recorded for this artifact."
+        return "No per-layer rows were recorded for this artifact" + (f": {m['layers_note']}" if m.get("layers_note") else ".")
     top = [[str(i + 1), code(r["name"]), code(r["op_type"]), code(r["module"] or bd.UNATTRIBUTED), bd.ms(r["mean_ms"]),
             bd.pct(r["share"])] for i, r in enumerate(bd.top_layers(layers, top_n))]
     mods = [[code(g.key), str(g.layers), bd.ms(g.ms), bd.pct(g.share)] for g in bd.limit(bd.by_module(layers, depth), 16)]

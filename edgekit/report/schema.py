@@ -55,7 +55,8 @@ LAYER = {"name": str, "op_type": str, "module": Null(str), "mean_ms": NUM, "shar
 COVERAGE = {"layer_sum_ms": NUM, "attributed_share": NUM, "sum_vs_mean": NUM, "sum_vs_profiled_run": Opt(NUM)}
 EVENT = {"name": str, "op_type": str, "module": Null(str), "start_us": NUM, "dur_us": NUM}
 MEASUREMENT = {"part": OneOf(*PARTS), "precision": OneOf(*PRECISIONS), "format": str, "artifact": str,
-               "latency_ms": STATS, "layers": ListOf(LAYER), "coverage": COVERAGE, "timeline": Opt(ListOf(EVENT))}
+               "latency_ms": STATS, "layers": ListOf(LAYER), "coverage": COVERAGE, "timeline": Opt(ListOf(EVENT)),
+               "layers_note": Opt(Null(str))}  # why layers is empty or partial (e.g. no per-op profiler on the device)
 FIDELITY = {"reference": str, "images": int, "embedding_sqnr_db": Null(NUM), "logits_sqnr_db": Opt(Null(NUM)),
             "mask_iou": Null(NUM), "mask_iou_point": Opt(Null(NUM)), "mask_iou_box": Opt(Null(NUM)),
             "target": Opt(Null(NUM)), "passed": Null(bool)}

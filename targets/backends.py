@@ -1,0 +1,69 @@
+"""The explicit table of runtime backends: which one measures an artifact, chosen by its file suffix.
+
+`.onnx` -> ONNX Runtime, `.tflite` -> LiteRT. Each entry names the profile runtime it needs (profiles/*.yaml
+`runtimes:`) and its class as "module:Class", imported on first use so that listing or choosing costs nothing.
+An artifact with any other suffix is an input error that lists the known ones.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from edgekit.errors import InputError
+
+if TYPE_CHECKING:
+    from edgekit.exporters.layer_map import LayerMap
+    from edgekit.targets.base import MeasureConfig, Transport
+    from edgekit.targets.ort.backend import Measurement
+
+_PKG = "edgekit.targets"
+
+
+class Backend(Protocol):
+    name: str  # the runtime, as result.json and report.json name it
+
+    def measure(self, transport: "Transport", model: Path, inputs: Path | None, layer_map: "LayerMap | None",
+                config: "MeasureConfig", results_dir: Path) -> "Measurement": ...
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    suffix: str  # the artifact's file suffix
+    format: str  # the profile format name (profiles.FORMATS)
+    runtime: str  # the profile runtime it needs on the device
+    target: str  # "module:Class", relative to edgekit.targets
+
+    def load(self) -> type:
+        module, _, cls = self.target.partition(":")
+        return getattr(importlib.import_module(f"{_PKG}.{module}"), cls)
+
+
+BACKENDS: dict[str, BackendEntry] = {e.suffix: e for e in (
+    BackendEntry(".onnx", "onnx", "onnxruntime", "ort.backend:OrtBackend"),
+    BackendEntry(".tflite", "tflite", "litert", "litert.backend:LiteRTBackend"),
+)}
+
+
+def entry_for(artifact: Path) -> BackendEntry:
+    """The backend entry for an artifact file; an unknown suffix names the known ones."""
+    entry = BACKENDS.get(Path(artifact).suffix.lower())
+    if entry is None:
+        raise InputError(f"no runtime backend measures {Path(artifact).name}",
+                         hint="artifacts are " + ", ".join(f"{s} ({e.runtime})" for s, e in BACKENDS.items()))
+    return entry
+
+
+def entry_for_format(fmt: str) -> BackendEntry:
+    """The backend entry for a profile format name ("onnx", "tflite")."""
+    entry = next((e for e in BACKENDS.values() if e.format == fmt), None)
+    if entry is None:
+        raise InputError(f"no runtime backend for format {fmt!r}",
+                         hint="formats with a backend: " + ", ".join(e.format for e in BACKENDS.values()))
+    return entry
+
+
+def make_backend(entry: BackendEntry, python: str, options: dict[str, Any] | None = None) -> Backend:
+    """An instance running its runner under `python`; `options` are the backend's own keyword arguments."""
+    return entry.load()(python=python, **(options or {}))
