@@ -126,12 +126,17 @@ def load_into(model: SamModel, spec: VariantSpec, state: Mapping[str, torch.Tens
     return model
 
 
-def build_variant(name: str, checkpoint: str | Path | None = None, weights: str | None = None) -> SamModel:
-    """The registered variant with official (checkpoint) or synthetic weights, in eval mode."""
+def build_variant(name: str, checkpoint: str | Path | None = None, weights: str | None = None,
+                  encoder_onnx: str | Path | None = None) -> SamModel:
+    """The registered variant with official (checkpoint) or synthetic weights, in eval mode. `encoder_onnx`
+    replaces its image encoder with an ONNX file (required by variants released that way: NanoSAM)."""
     from edgekit.synthetic import layout_of, synthetic_state_dict
     from edgekit.variants.registry import get_spec
 
     spec = get_spec(name)
+    if spec.external_encoder and encoder_onnx is None:
+        raise InputError(f"{name} releases its image encoder only as ONNX", hint=f"pass --encoder-onnx PATH "
+                         f"({spec.checkpoint.note or 'the official encoder .onnx'})")
     if checkpoint is not None and weights is not None:
         raise InputError("give either a checkpoint or --weights, not both", hint="drop one of them")
     if checkpoint is None and weights is None:
@@ -140,8 +145,22 @@ def build_variant(name: str, checkpoint: str | Path | None = None, weights: str 
     if weights is not None and weights != "synthetic":
         raise InputError(f"unknown --weights {weights!r}", hint="the only value is 'synthetic'")
     model = spec.build()
+    if encoder_onnx is not None:
+        from edgekit.variants.onnx_encoder import attach_onnx_encoder
+
+        attach_onnx_encoder(model, spec, Path(encoder_onnx))
     if checkpoint is not None:
-        load_into(model, spec, read_checkpoint(checkpoint), source=str(checkpoint))
+        state = read_checkpoint(checkpoint)
+        if encoder_onnx is not None:  # the ONNX file is the encoder now: the release file's own one is not used
+            state = {k: v for k, v in state.items() if not k.startswith("image_encoder.")}
+        load_into(model, spec, state, source=str(checkpoint))
+    elif encoder_onnx is not None:
+        # The synthetic file of the variant's whole layout, so the decoder gets the values it has without an
+        # external encoder (the encoder's own synthetic tensors are dropped, as a release file's would be).
+        with torch.device("meta"):
+            layout = layout_of(spec.build().state_dict())
+        keep = set(model.state_dict())
+        model.load_state_dict({k: v for k, v in synthetic_state_dict(layout).items() if k in keep}, strict=True)
     else:
         model.load_state_dict(synthetic_state_dict(layout_of(model.state_dict())), strict=True)
     return model.eval()

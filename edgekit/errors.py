@@ -19,7 +19,7 @@ class ExitStatus(enum.IntEnum):
     DEVICE_UNREACHABLE = 5  # cannot connect / authenticate / verify the host key
     DEVICE_FAILURE = 6  # the device-side tool failed
     VALIDATION = 7  # an export or INT8 model is outside its tolerance / fidelity target
-    PARTIAL = 8  # a fleet run where some devices failed and others finished
+    PARTIAL = 8  # a fleet (or comparison) run where some devices (models) failed and others finished
     INTERRUPTED = 130
 
 
@@ -59,6 +59,12 @@ class DeviceUnreachableError(EdgekitError):
 
 class DeviceFailureError(EdgekitError):
     status = ExitStatus.DEVICE_FAILURE
+
+
+class PartialError(EdgekitError):
+    """Some models of a comparison run failed; the others finished and kept their reports."""
+
+    status = ExitStatus.PARTIAL
 
 
 class ValidationError(EdgekitError):

@@ -156,7 +156,8 @@ def check_prompts_inside(coords: np.ndarray | None, box: np.ndarray | None, hw: 
                              hint=f"x must be within 0..{w} and y within 0..{h} (pixels of the original image)")
 
 
-def load_predictor(name: str, checkpoint: str | Path | None = None, weights: str | None = None) -> Predictor:
+def load_predictor(name: str, checkpoint: str | Path | None = None, weights: str | None = None,
+                   encoder_onnx: str | Path | None = None) -> Predictor:
     from edgekit.checkpoints import build_variant
     from edgekit.variants.registry import get_spec
 
@@ -165,4 +166,4 @@ def load_predictor(name: str, checkpoint: str | Path | None = None, weights: str
         import warnings
 
         warnings.warn(f"{name}: synthetic weights — outputs are meaningless for accuracy (latency work only)", stacklevel=3)
-    return Predictor(spec, build_variant(name, checkpoint=checkpoint, weights=weights))
+    return Predictor(spec, build_variant(name, checkpoint=checkpoint, weights=weights, encoder_onnx=encoder_onnx))

@@ -141,7 +141,8 @@ def prepare_artifacts(cfg: "DeployConfig") -> None:
     from edgekit.variants.registry import get_spec
 
     calib, held, validation = _images(cfg)
-    ctx = ModelContext(spec=get_spec(cfg.model), checkpoint=cfg.checkpoint, store=Store(cfg.store))
+    ctx = ModelContext(spec=get_spec(cfg.model), checkpoint=cfg.checkpoint, store=Store(cfg.store),
+                       encoder_onnx=cfg.encoder_onnx)
     fp32 = {part: ensure_export(ctx, part, validation, prefer=cfg.exporter) for part in PARTS}
     if cfg.precision == "int8":
         q8 = {p: ensure_int8(ctx, fp32[p], fp32["encoder"], calib, PRESETS[cfg.preset], cfg.method) for p in PARTS}

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from edgekit.errors import InputError
+from edgekit.errors import EdgekitError, InputError, PartialError
 
 
 def _read_models(models: tuple[str, ...], models_file: Path | None) -> list[str]:
@@ -36,6 +36,9 @@ def _read_models(models: tuple[str, ...], models_file: Path | None) -> list[str]
 @click.option("--checkpoint", "-c", type=click.Path(path_type=Path), default=None,
               help="The official release file. Without it, synthetic weights are used (latency only).")
 @click.option("--weights", type=click.Choice(["synthetic"]), default=None, help="Synthetic weights, explicitly.")
+@click.option("--encoder-onnx", type=click.Path(path_type=Path), default=None, metavar="PATH",
+              help="An image encoder as ONNX in place of the variant's (NanoSAM's resnet18_image_encoder.onnx, or "
+                   "your own); with several models it goes to those that need one (nanosam).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "int8"]), default="auto", show_default=True,
               help="int8 also measures fp32 and the accuracy cost; auto = int8 when --calib is given.")
 @click.option("--calib", type=click.Path(path_type=Path), default=None, metavar="DIR",
@@ -59,7 +62,7 @@ def _read_models(models: tuple[str, ...], models_file: Path | None) -> list[str]
 @click.option("--json", "as_json", is_flag=True, help="Print the report summary as JSON.")
 def deploy(models: tuple[str, ...], models_file: Path | None, target: str, hosts: tuple[str, ...],
            inventory: Path | None, device_python: str | None,
-           accept_new_host_key: bool, checkpoint: Path | None, weights: str | None, precision: str, calib: Path | None, calib_count: int, held_out: int, calib_method: str,
+           accept_new_host_key: bool, checkpoint: Path | None, weights: str | None, encoder_onnx: Path | None, precision: str, calib: Path | None, calib_count: int, held_out: int, calib_method: str,
            preset: str | None, fidelity_target: float | None, runs: int, min_seconds: float, warmup: int,
            threads: int | None, profile_runs: int, exporter: str, store: Path | None, out: Path | None,
            as_json: bool) -> None:
@@ -73,6 +76,7 @@ def deploy(models: tuple[str, ...], models_file: Path | None, target: str, hosts
       edgekit deploy --model mobilesam --target local
       edgekit deploy -m mobilesam -c mobile_sam.pt --calib photos/ --precision int8 --out runs/mobilesam
       edgekit deploy -m mobilesam -m efficientvit-sam-l0 --calib photos/ --out runs/compare
+      edgekit deploy -m nanosam --encoder-onnx resnet18_image_encoder.onnx -c mobile_sam.pt --calib photos/
       edgekit deploy -m mobilesam --target raspberry-pi-4 --host pi@raspberrypi.local --calib photos/
       edgekit deploy -m mobilesam --target raspberry-pi-4 --inventory lab.ini --out runs/lab   (a fleet)
     """
@@ -103,17 +107,30 @@ def deploy(models: tuple[str, ...], models_file: Path | None, target: str, hosts
     measure = MeasureConfig(warmup=warmup, runs=runs, min_seconds=min_seconds, threads=threads,
                             profile_runs=profile_runs)
     root = out or Path("edgekit-runs") / (names[0] + f"-{target}" if len(names) == 1 else f"compare-{target}")
-    reports = []
+    from edgekit.variants.registry import get_spec
+
+    specs = {name: get_spec(name) for name in names}  # every name checked before the first model starts
+    reports, failures = [], []
     for name in names:
         run_dir = root if len(names) == 1 else root / name
+        own_encoder = encoder_onnx if len(names) == 1 or specs[name].external_encoder else None
         cfg = DeployConfig(model=name, out=run_dir, target=target, precision=chosen, checkpoint=checkpoint,
+                           encoder_onnx=own_encoder,
                            calib=calib, calib_count=calib_count, held_out=held_out, preset=preset, method=calib_method,
                            fidelity_target=fidelity_target, exporter=exporter, store=store, measure=measure,
                            progress=not as_json, host=host, device_python=device_python,
                            accept_new_host_key=accept_new_host_key)
         if fleet:  # every device in parallel: RUN/<device>/, fleet.json, compare.*; FleetError = exit 8
             return deploy_fleet_cli(cfg, fleet, as_json)
-        report = run_deploy(cfg)
+        if len(names) == 1:
+            report = run_deploy(cfg)
+        else:  # a comparison run: one model's failure is reported and the others still run
+            try:
+                report = run_deploy(cfg)
+            except EdgekitError as exc:
+                failures.append((name, exc))
+                click.echo(f"{name}: failed (exit {int(exc.status)}): {exc.message}", err=True)
+                continue
         reports.append((str(run_dir), report))
         if not as_json:
             _print_summary(report, run_dir)
@@ -127,6 +144,13 @@ def deploy(models: tuple[str, ...], models_file: Path | None, target: str, hosts
         click.echo(json.dumps([{"run_dir": d, "model": r["model"], "precision": r["precision"],
                                 "latency_ms": {k: v for k, v in r["latency_ms"].items() if k != "raw"},
                                 "fidelity": r["fidelity"], "steps": r["steps"]} for d, r in reports], indent=2))
+    if failures and not reports and len({exc.status for _, exc in failures}) == 1:
+        raise failures[0][1]  # nothing finished and every model failed alike: that error says more than "partial"
+    if failures:
+        listed = "; ".join(f"{name}: {exc.message.splitlines()[0]}" for name, exc in failures)
+        raise PartialError(f"{len(failures)} of {len(names)} models failed ({listed})",
+                           hint="the finished models' reports are in their folders; fix the failed ones and deploy "
+                                "them again (finished artifacts are reused)")
 
 
 def _print_summary(report: dict, run_dir: Path) -> None:

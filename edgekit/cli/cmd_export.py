@@ -19,7 +19,7 @@ from edgekit.cli.options import model_option, weights_options
 @click.option("--exporter", type=click.Choice(["dynamo", "legacy"]), default="dynamo", show_default=True)
 @click.option("--store", type=click.Path(path_type=Path), default=None, help="Artifact store (default ~/.cache/edgekit/store).")
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=True, help="Folder for the artifacts.")
-def export(model: str, checkpoint: Path | None, weights: str | None, fmt: str, part: str, images: Path | None,
+def export(model: str, checkpoint: Path | None, weights: str | None, encoder_onnx: Path | None, fmt: str, part: str, images: Path | None,
            exporter: str, store: Path | None, out: Path) -> None:
     """Export to ONNX (opset 18 by torch's dynamo exporter; 17 by the legacy one where dynamo fails), simplify,
     and check ONNX Runtime against torch on real images (FP32: 1e-4 on embeddings, 1e-3 on logits). Beside each
@@ -43,8 +43,11 @@ def export(model: str, checkpoint: Path | None, weights: str | None, fmt: str, p
     if checkpoint is None and weights is None:
         raise InputError(f"no weights for {model}",
                          hint=f"pass --checkpoint {spec.checkpoint.file_name} or --weights synthetic")
+    from edgekit.variants.onnx_encoder import check_encoder_file
+
+    check_encoder_file(spec, encoder_onnx)
     validation = list_images(images)[:2] if images else [testcard()]
-    ctx = ModelContext(spec=spec, checkpoint=checkpoint, store=Store(store))
+    ctx = ModelContext(spec=spec, checkpoint=checkpoint, store=Store(store), encoder_onnx=encoder_onnx)
     parts = PARTS if part == "all" else (part,)
     with Steps([f"export {p}" for p in parts]) as bar:
         for p in parts:
@@ -52,8 +55,9 @@ def export(model: str, checkpoint: Path | None, weights: str | None, fmt: str, p
             paths = publish(ctx, artifact, out)
             check = artifact.info["validation"]
             worst = max(check["max_abs"].values()) if check["max_abs"] else 0.0
+            against = "the given ONNX" if artifact.info["exporter"] == "external" else "torch"
             click.echo(f"{artifact.name}: {artifact.info['exporter']} exporter, opset {artifact.info['opset']}, "
-                       f"max |ORT - torch| {worst:.2e} on {check['samples']} sample(s)"
+                       f"max |ORT - {against}| {worst:.2e} on {check['samples']} sample(s)"
                        + (" (reused)" if artifact.reused else ""))
             bar.next()
     click.echo(f"wrote {len(paths)} files per part into {out}")

@@ -33,6 +33,7 @@ def models(as_json: bool, family: str | None) -> None:
             "input_size": spec.input_size, "embedding_shape": list(spec.embedding_shape), "layout": spec.layout,
             "checkpoint": spec.checkpoint.file_name, "wrapped": spec.wrap_key, "url": spec.checkpoint.url,
                 "license": spec.checkpoint.license, "description": spec.description,
+                "external_encoder": spec.external_encoder, "note": spec.checkpoint.note or None,
             })
             bar.next()
     if as_json:
@@ -42,8 +43,13 @@ def models(as_json: bool, family: str | None) -> None:
     click.echo(header)
     click.echo("-" * len(header))
     for r in rows:
-        params = f"{r['params'] / 1e6:.2f}M"
-        click.echo(f"{r['name']:<20} {r['family']:<17} {params:>8} {r['encoder_gflops']:>7.1f} {r['input_size']:>5}  "
-                   f"{r['checkpoint']:<28} {r['license']}")
+        params = f"{r['params'] / 1e6:.2f}M" + ("+" if r["external_encoder"] else "")
+        gflops = "—" if r["encoder_gflops"] is None else f"{r['encoder_gflops']:.1f}"
+        checkpoint = ("encoder.onnx + " if r["external_encoder"] else "") + r["checkpoint"]
+        click.echo(f"{r['name']:<20} {r['family']:<17} {params:>8} {gflops:>7} {r['input_size']:>5}  "
+                   f"{checkpoint:<28} {r['license']}")
+    if any(r["external_encoder"] for r in rows):
+        click.echo("+ : the image encoder is an ONNX file given with --encoder-onnx (NanoSAM releases it only as ONNX); "
+                   "params count the decoder, the encoder is counted per deploy.")
     click.echo("GFLOPs: multiply-accumulates of one encoder forward at the input size (counted from the code, the "
                "papers' convention).")

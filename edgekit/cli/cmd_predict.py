@@ -23,7 +23,7 @@ from edgekit.errors import InputError
 @click.option("--overlay", type=click.Path(path_type=Path), default=None, metavar="OUT.png",
               help="Also write a PNG with the best mask over the image.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of text.")
-def predict(model: str, checkpoint: Path | None, weights: str | None, image: Path, points: tuple[str, ...],
+def predict(model: str, checkpoint: Path | None, weights: str | None, encoder_onnx: Path | None, image: Path, points: tuple[str, ...],
             box: str | None, multimask: bool, out: Path, overlay: Path | None, as_json: bool) -> None:
     """Segment IMAGE with a variant, exactly as its official predictor does.
 
@@ -32,6 +32,7 @@ def predict(model: str, checkpoint: Path | None, weights: str | None, image: Pat
       edgekit predict -m mobilesam -c mobile_sam.pt -i dog.jpg -p 400,300 -o dog.npz --overlay dog.png
       edgekit predict -m sam-vit-b -c sam_vit_b_01ec64.pth -i truck.jpg -b 75,275,1725,850 --single-mask -o truck.npz
       edgekit predict -m mobilesam --weights synthetic -i dog.jpg -p 400,300 -p 100,100,0 -o /tmp/x.npz
+      edgekit predict -m nanosam --encoder-onnx resnet18_image_encoder.onnx -c mobile_sam.pt -i dog.jpg -p 400,300 -o d.npz
     """
     import json
 
@@ -42,7 +43,9 @@ def predict(model: str, checkpoint: Path | None, weights: str | None, image: Pat
 
     from edgekit.variants.registry import get_spec
 
-    get_spec(model)  # an unknown name fails first, with the list of known ones
+    from edgekit.variants.onnx_encoder import check_encoder_file
+
+    check_encoder_file(get_spec(model), encoder_onnx)  # an unknown name fails first, with the list of known ones
     if out.suffix != ".npz":
         raise InputError(f"--out {out} must end in .npz", hint=f"use --out {out.with_suffix('.npz')}")
     if overlay is not None and overlay.suffix.lower() != ".png":
@@ -61,7 +64,7 @@ def predict(model: str, checkpoint: Path | None, weights: str | None, image: Pat
     with Steps(["load model", "encode image", "decode prompts"], enabled=not as_json) as steps:
         from edgekit.predictor import load_predictor
 
-        predictor = load_predictor(model, checkpoint=checkpoint, weights=weights)
+        predictor = load_predictor(model, checkpoint=checkpoint, weights=weights, encoder_onnx=encoder_onnx)
         steps.next()
         predictor.set_image(rgb)
         steps.next()

@@ -12,7 +12,15 @@ def model_option(**kw) -> "callable":
     return click.option("--model", "-m", required=True, metavar="NAME", help="Registered variant (see `edgekit models`).", **kw)
 
 
+def encoder_onnx_option(func: "callable") -> "callable":
+    return click.option("--encoder-onnx", type=click.Path(path_type=Path), default=None, metavar="PATH",
+                        help="An image encoder as ONNX (NanoSAM's resnet18_image_encoder.onnx, or your own) in place "
+                             "of the variant's: one image (1,3,S,S) in, the embedding (1,256,S/16,S/16) out. "
+                             "Required by -m nanosam.")(func)
+
+
 def weights_options(func: "callable") -> "callable":
+    func = encoder_onnx_option(func)
     func = click.option("--weights", type=click.Choice(["synthetic"]), default=None,
                         help="Deterministic synthetic weights instead of a checkpoint: for latency work only, "
                              "outputs mean nothing.")(func)

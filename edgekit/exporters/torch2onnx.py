@@ -24,6 +24,9 @@ from edgekit.exporters.layer_map import LayerMap, build_layer_map
 from edgekit.exporters.rewrite import canonical_gelu
 
 log = logging.getLogger(__name__)
+# torch's exporter warns on every export that torchvision's ops cannot be registered; SAM graphs use none of
+# them, and four lines per export bury the progress output.
+logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
 
 DYNAMO_OPSET = 18  # the dynamo exporter's lowest native opset; converting down to 17 drops the scope metadata
 LEGACY_OPSET = 17

@@ -90,8 +90,12 @@ def ensure_export(ctx: ModelContext, part: str, images: Sequence[CalibImage] | S
     from edgekit.exporters.torch2onnx import EXPORT_REVISION, export_onnx
     from edgekit.exporters.validate import validate_decoder, validate_encoder
 
-    image_ids = [im.sha256 if isinstance(im, CalibImage) else "testcard" for im in images]
     name = artifact_name(ctx.spec.name, part, "fp32")
+    if part == "encoder" and ctx.encoder_onnx is not None:  # the user's ONNX file is the FP32 encoder
+        from edgekit.pipeline.import_encoder import import_encoder
+
+        return import_encoder(ctx, images, name)
+    image_ids = [im.sha256 if isinstance(im, CalibImage) else "testcard" for im in images]
     config = {"file": name, "part": part, "format": "onnx", "exporter": prefer, "validation": image_ids,
               "revision": EXPORT_REVISION}
     entry_id = step_id(ctx.root_id(), f"export-{part}", config)

@@ -32,6 +32,8 @@ class ModelContext:
     log: StepLog = field(default_factory=StepLog)
     _model: SamModel | None = None
     _weights_id: str | None = None
+    _checkpoint_sha256: str | None = None
+    encoder_onnx: Path | None = None  # an external image encoder (NanoSAM's ONNX release, or a user's own)
 
     @property
     def synthetic(self) -> bool:
@@ -41,7 +43,9 @@ class ModelContext:
     def weights_id(self) -> str:
         if self._weights_id is None:
             self._weights_id = (f"synthetic-seed{SYNTHETIC_SEED}" if self.checkpoint is None
-                                else f"sha256:{sha256_file(self.checkpoint)}")
+                                else f"sha256:{self.checkpoint_sha256}")
+            if self.encoder_onnx is not None:  # the encoder's bytes are part of what the artifacts are built from
+                self._weights_id += f"+encoder-onnx:{self.encoder_onnx_sha256}"
         return self._weights_id
 
     @property
@@ -52,9 +56,25 @@ class ModelContext:
 
             started = time.perf_counter()
             self._model = build_variant(self.spec.name, checkpoint=self.checkpoint,
-                                        weights="synthetic" if self.checkpoint is None else None)
+                                        weights="synthetic" if self.checkpoint is None else None,
+                                        encoder_onnx=self.encoder_onnx)
             self.log.add("load model", time.perf_counter() - started, False)
         return self._model
+
+    @property
+    def checkpoint_sha256(self) -> str | None:
+        if self.checkpoint is None:
+            return None
+        if self._checkpoint_sha256 is None:
+            self._checkpoint_sha256 = sha256_file(self.checkpoint)
+        return self._checkpoint_sha256
+
+    @property
+    def encoder_onnx_sha256(self) -> str | None:
+        if self.encoder_onnx is None:
+            return None
+        data = Path(str(self.encoder_onnx) + ".data")  # external data belongs to the encoder's identity too
+        return sha256_file(self.encoder_onnx) + (sha256_file(data)[:16] if data.exists() else "")
 
     def root_id(self) -> str:
         # The model code's version is part of the identity: a fixed variant invalidates old artifacts.

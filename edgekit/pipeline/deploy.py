@@ -28,6 +28,7 @@ class DeployConfig:
     target: str = "local"
     precision: str = "fp32"
     checkpoint: Path | None = None
+    encoder_onnx: Path | None = None  # an external image encoder (NanoSAM's ONNX release, or the user's own)
     calib: Path | None = None
     calib_count: int = 32
     held_out: int = 4
@@ -80,12 +81,15 @@ def run_deploy(cfg: DeployConfig) -> dict:
         raise InputError(f"unknown --preset {cfg.preset!r}", hint="use one of: " + ", ".join(PRESETS))
     if cfg.checkpoint is not None and not Path(cfg.checkpoint).is_file():
         raise InputError(f"checkpoint not found: {cfg.checkpoint}", hint="pass the official release file, or --weights synthetic")
+    from edgekit.variants.onnx_encoder import check_encoder_file
+
+    check_encoder_file(spec, cfg.encoder_onnx)
     calib, held, validation = _images(cfg)
     target = open_target(cfg.target, cfg.host, device_python=cfg.device_python,
                          accept_new_host_key=cfg.accept_new_host_key)
     if cfg.measure.threads <= 0:  # "every core": known only now, from the device's facts
         cfg = replace(cfg, measure=replace(cfg.measure, threads=int(target.device.get("cpus") or 1)))
-    ctx = ModelContext(spec=spec, checkpoint=cfg.checkpoint, store=Store(cfg.store))
+    ctx = ModelContext(spec=spec, checkpoint=cfg.checkpoint, store=Store(cfg.store), encoder_onnx=cfg.encoder_onnx)
     int8 = cfg.precision == "int8"
     names = [f"export {p}" for p in PARTS] + ([f"quantize {p}" for p in PARTS] + ["fidelity"] if int8 else [])
     names += [f"measure {p} {q}" for q in (("fp32", "int8") if int8 else ("fp32",)) for p in PARTS] + ["report"]

@@ -37,12 +37,32 @@ def _tools() -> dict:
             "onnx": onnx.__version__, "python": platform.python_version()}
 
 
-def build_report(cfg: "DeployConfig", ctx: "ModelContext", target: "Target",
-                 measurements: list[tuple["Artifact", "Measurement"]], fidelity: dict | None) -> dict:
-    from edgekit.pipeline.deploy import utc_now
+def _variant(ctx: "ModelContext") -> dict:
     from edgekit.variants.stats import cached_gflops, count
 
     stats = count(ctx.spec.name)
+    params, encoder, gflops = stats.params, stats.encoder_params, None
+    if ctx.encoder_onnx is not None:  # an external encoder: its weights are counted from the file; FLOPs unknown
+        from edgekit.variants.onnx_encoder import count_params, load_encoder_proto
+
+        encoder = count_params(load_encoder_proto(ctx.encoder_onnx))
+        params = stats.params - (stats.encoder_params or 0) + encoder
+    elif not ctx.spec.external_encoder:
+        gflops = cached_gflops(ctx.spec.name)
+    return {"family": ctx.spec.family, "params": params, "encoder_params": encoder, "encoder_gflops": gflops,
+            "input_size": ctx.spec.input_size}
+
+
+def _encoder_onnx(ctx: "ModelContext") -> dict:
+    if ctx.encoder_onnx is None:
+        return {}
+    return {"encoder_onnx": {"path": str(ctx.encoder_onnx), "sha256": ctx.encoder_onnx_sha256}}
+
+
+def build_report(cfg: "DeployConfig", ctx: "ModelContext", target: "Target",
+                 measurements: list[tuple["Artifact", "Measurement"]], fidelity: dict | None) -> dict:
+    from edgekit.pipeline.deploy import utc_now
+
     rows = []
     for artifact, m in measurements:
         rows.append({"part": artifact.part, "precision": artifact.precision, "format": "onnx", "artifact": artifact.name,
@@ -62,9 +82,9 @@ def build_report(cfg: "DeployConfig", ctx: "ModelContext", target: "Target",
     return {
         "schema": SCHEMA, "model": ctx.spec.name, "part": "encoder", "format": "onnx", "precision": cfg.precision,
         "weights": ({"kind": "synthetic", "path": None, "sha256": None, "note": LATENCY_ONLY_NOTE} if ctx.synthetic else
-                    {"kind": "checkpoint", "path": str(cfg.checkpoint), "sha256": ctx.weights_id.split(":", 1)[1], "note": None}),
-        "variant": {"family": ctx.spec.family, "params": stats.params, "encoder_params": stats.encoder_params,
-                    "encoder_gflops": cached_gflops(ctx.spec.name), "input_size": ctx.spec.input_size},
+                    {"kind": "checkpoint", "path": str(cfg.checkpoint), "sha256": ctx.checkpoint_sha256, "note": None}),
+        **_encoder_onnx(ctx),
+        "variant": _variant(ctx),
         "target": {"name": target.name, "transport": target.transport.name, "device": device},
         "runtime": {"name": runtime.get("name", "onnxruntime"), "version": runtime.get("version", "?"),
                     "threads": int(runtime.get("threads", cfg.measure.threads)), "providers": runtime.get("providers", [])},

@@ -29,7 +29,8 @@ def publish(ctx: ModelContext, artifact: Artifact, out: Path) -> list[Path]:
     info = {"schema": "edgekit.artifact/1", "model": ctx.spec.name, "part": artifact.part, "precision": artifact.precision,
             "format": "onnx", "file": artifact.name, "layer_map": layers.name,
             "weights": {"kind": "synthetic" if ctx.synthetic else "checkpoint",
-                        "path": None if ctx.checkpoint is None else str(Path(ctx.checkpoint).resolve())},
+                        "path": None if ctx.checkpoint is None else str(Path(ctx.checkpoint).resolve()),
+                        "encoder_onnx": None if ctx.encoder_onnx is None else str(Path(ctx.encoder_onnx).resolve())},
             "store": {"root": str(ctx.store.root.resolve()), "entry": artifact.entry.id}, "details": artifact.info}
     side = sidecar_path(out / artifact.name)
     side.write_text(json.dumps(info, indent=1))
@@ -50,5 +51,7 @@ def load(onnx_path: Path) -> tuple[ModelContext, Artifact]:
     if entry is None:
         raise InputError(f"the artifact store no longer holds {onnx_path.name}", hint="run `edgekit export` again")
     checkpoint = info["weights"]["path"]
-    ctx = ModelContext(spec=get_spec(info["model"]), checkpoint=Path(checkpoint) if checkpoint else None, store=store)
+    encoder_onnx = info["weights"].get("encoder_onnx")
+    ctx = ModelContext(spec=get_spec(info["model"]), checkpoint=Path(checkpoint) if checkpoint else None, store=store,
+                       encoder_onnx=Path(encoder_onnx) if encoder_onnx else None)
     return ctx, Artifact(info["part"], info["precision"], entry, store.root)

@@ -49,6 +49,8 @@ class VariantSpec:
     description: str = ""
     extra_outputs: tuple[str, ...] = field(default=())  # decode outputs beyond masks + IoU (SAM 2: object scores)
     accepts_mask_input: bool = True  # EfficientSAM's decoder has no mask input
+    # The image encoder is not in the checkpoint but an ONNX file the user gives (--encoder-onnx): NanoSAM.
+    external_encoder: bool = False
     # Export validation: ONNX Runtime FP32 vs torch, max abs on encoder features / decoder logits.
     export_atol: tuple[float, float] = (1e-4, 1e-3)
 
@@ -76,6 +78,9 @@ class SamModel(nn.Module):
     path so that the halves trace for export."""
 
     image_encoder: nn.Module
+    # True where encode(image) is exactly {"image_embeddings": image_encoder(image)}: then any module (or an
+    # external ONNX encoder) with the same input and output can stand in for image_encoder.
+    plain_encoder: bool = False
 
     def encode(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """(1, 3, S, S) preprocessed image -> {"image_embeddings": (1, C, h, w), ...other features}."""

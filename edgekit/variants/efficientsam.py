@@ -126,6 +126,8 @@ def _fit_points(coords: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tenso
 
 
 class EfficientSam(SamModel):
+    plain_encoder = True
+
     def __init__(self, encoder_dim: int, encoder_heads: int) -> None:
         super().__init__()
         self.image_encoder = ImageEncoderViT(encoder_dim, encoder_heads)

@@ -94,7 +94,18 @@ _SPECS: tuple[VariantSpec, ...] = (
     ),
 )
 
-REGISTRY: dict[str, VariantSpec] = {spec.name: spec for spec in _SPECS}
+# NanoSAM (NVIDIA-AI-IOT/nanosam): a ResNet18 image encoder distilled from MobileSAM, released as ONNX only, with
+# MobileSAM's mask decoder behind it. The encoder comes from --encoder-onnx; the decoder's weights from MobileSAM's
+# release file (its image_encoder.* tensors are not used).
+_NANOSAM = VariantSpec(
+    name="nanosam", family="nanosam", builder="edgekit.variants.tiny_vit:build_mobilesam", layout="mobile_sam_vit_t",
+    checkpoint=CheckpointSource(
+        file_name="mobile_sam.pt", url="https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt",
+        note="NanoSAM's resnet18_image_encoder.onnx from github.com/NVIDIA-AI-IOT/nanosam; decoder: mobile_sam.pt"),
+    external_encoder=True, ignored_key_prefixes=("image_encoder.",),
+    description="NanoSAM: ResNet18 encoder (ONNX) + MobileSAM's decoder")
+
+REGISTRY: dict[str, VariantSpec] = {spec.name: spec for spec in (*_SPECS, _NANOSAM)}
 
 
 def known_names() -> list[str]:

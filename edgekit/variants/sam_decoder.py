@@ -21,6 +21,8 @@ __all__ = ["LayerNorm2d", "MLP", "MaskDecoder", "PositionEmbeddingRandom", "Prom
 class SamDecoderModel(SamModel):
     """image_encoder(image) -> (1, 256, 64, 64) embedding; segment-anything's decoder on top."""
 
+    plain_encoder = True
+
     def __init__(self, image_encoder: nn.Module, prompt_encoder: PromptEncoder | None = None,
                  mask_decoder: MaskDecoder | None = None) -> None:
         super().__init__()

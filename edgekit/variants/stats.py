@@ -16,7 +16,7 @@ import torch
 @dataclass(frozen=True)
 class VariantStats:
     params: int  # all parameters (encoder + prompt encoder + decoder), buffers excluded
-    encoder_params: int
+    encoder_params: int | None  # None: an external (ONNX) encoder, not part of the variant
     tensors: int  # entries of the state dict (what the checkpoint holds)
     encoder_gflops: float | None = None  # GMACs of one encoder forward at the variant's input size
 
@@ -31,6 +31,9 @@ def count(name: str, flops: bool = False) -> VariantStats:
         model = spec.build().eval()
     params = sum(p.numel() for p in model.parameters())
     encoder = sum(p.numel() for p in model.image_encoder.parameters())
+    if spec.external_encoder:  # the encoder is the user's ONNX file: counted per deploy, from its initializers
+        return VariantStats(params=params - encoder, encoder_params=None,
+                            tensors=len(model.state_dict()) - len(model.image_encoder.state_dict()))
     gflops = encoder_gmacs(model, spec.input_size) if flops else None
     return VariantStats(params=params, encoder_params=encoder, tensors=len(model.state_dict()), encoder_gflops=gflops)
 
