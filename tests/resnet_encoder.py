@@ -46,9 +46,10 @@ class ResNetEncoder(nn.Module):
 
 
 def write_encoder(path: Path, size: int = 1024, input_name: str = "image", output_name: str = "image_embeddings",
-                  seed: int = 0) -> Path:
+                  seed: int = 0, width: int = 16) -> Path:
+    """width 64 gives ResNet18's own channel widths (64..512), for latency figures of NanoSAM's size."""
     torch.manual_seed(seed)
-    model = ResNetEncoder().eval()
+    model = ResNetEncoder(width).eval()
     with torch.no_grad():  # BatchNorm statistics that are not the identity, so folding them changes the graph
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):

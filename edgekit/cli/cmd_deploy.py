@@ -130,7 +130,9 @@ def deploy(models: tuple[str, ...], models_file: Path | None, target: str, hosts
             except EdgekitError as exc:
                 failures.append((name, exc))
                 click.echo(f"{name}: failed (exit {int(exc.status)}): {exc.message}", err=True)
-                continue
+                if getattr(exc, "report", None) is None:
+                    continue
+                report = exc.report  # below --fidelity-target, yet measured and written: it belongs in the comparison
         reports.append((str(run_dir), report))
         if not as_json:
             _print_summary(report, run_dir)
@@ -144,8 +146,8 @@ def deploy(models: tuple[str, ...], models_file: Path | None, target: str, hosts
         click.echo(json.dumps([{"run_dir": d, "model": r["model"], "precision": r["precision"],
                                 "latency_ms": {k: v for k, v in r["latency_ms"].items() if k != "raw"},
                                 "fidelity": r["fidelity"], "steps": r["steps"]} for d, r in reports], indent=2))
-    if failures and not reports and len({exc.status for _, exc in failures}) == 1:
-        raise failures[0][1]  # nothing finished and every model failed alike: that error says more than "partial"
+    if len(failures) == len(names) and len({exc.status for _, exc in failures}) == 1:
+        raise failures[0][1]  # every model failed alike: that error says more than "partial"
     if failures:
         listed = "; ".join(f"{name}: {exc.message.splitlines()[0]}" for name, exc in failures)
         raise PartialError(f"{len(failures)} of {len(names)} models failed ({listed})",

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from edgekit.errors import InputError
+from edgekit.errors import InputError, ValidationError
 from edgekit.pipeline.artifacts import PARTS, Artifact, ensure_export, ensure_int8
 from edgekit.pipeline.context import ModelContext, testcard
 from edgekit.pipeline.fidelity import cached_fidelity, check_target
@@ -129,7 +129,11 @@ def run_deploy(cfg: DeployConfig) -> dict:
     finally:
         target.close()
     if fidelity is not None:
-        check_target(fidelity)
+        try:
+            check_target(fidelity)
+        except ValidationError as exc:
+            exc.report = report  # written and complete: a comparison run still sets it beside the others
+            raise
     return report
 
 
