@@ -15,7 +15,9 @@ from edgekit.predictor import Predictor
 from edgekit.variants.registry import REGISTRY
 from tests import support
 
-_BY_LAYOUT = {spec.layout: spec for spec in REGISTRY.values()}
+# The references are the upstream models' own outputs: a variant whose encoder is an external ONNX file (NanoSAM,
+# which shares MobileSAM's decoder layout) is not what they recorded.
+_BY_LAYOUT = {spec.layout: spec for spec in REGISTRY.values() if not spec.external_encoder}
 
 
 def _cases() -> list:
