@@ -100,9 +100,14 @@ def canonical_encoder(model, io: EncoderIO):
     later step feeds and reads the encoder the way it does an exported one."""
     import onnx
 
+    rename = {io.input_name: INPUT, io.output_name: OUTPUT}
+    taken = {t for n in model.graph.node for t in (*n.input, *n.output)} | {i.name for i in model.graph.initializer}
+    clash = sorted((taken - set(rename)) & {INPUT, OUTPUT})
+    if clash:  # another tensor already has a canonical name: renaming would wire the graph differently
+        raise InputError(f"the encoder graph uses {', '.join(clash)!s} for an inner tensor",
+                         hint=f"rename that tensor, or name the graph's input {INPUT!r} and output {OUTPUT!r}")
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    rename = {io.input_name: INPUT, io.output_name: OUTPUT}
     graph = out.graph
     for node in graph.node:
         for k, name in enumerate(node.input):
