@@ -52,7 +52,9 @@ def _read_models(models: tuple[str, ...], models_file: Path | None) -> list[str]
               help="Fail (exit 7) when INT8's mask IoU against FP32 is below this, e.g. 0.9.")
 @click.option("--runs", default=50, show_default=True, help="Timed runs per artifact (at least).")
 @click.option("--min-seconds", default=5.0, show_default=True, help="...and at least this long.")
-@click.option("--warmup", default=5, show_default=True)
+@click.option("--warmup", default=5, show_default=True,
+              help="Untimed runs first; ONNX Runtime CPU sessions need 2-3 to reach steady speed (0: none, for "
+                   "emulated devices).")
 @click.option("--threads", type=int, default=None, help="Runtime threads (default: the target profile's, else all cores).")
 @click.option("--profile-runs", default=3, show_default=True, help="Runs under ONNX Runtime's profiler.")
 @click.option("--exporter", type=click.Choice(["dynamo", "legacy"]), default="dynamo", show_default=True)

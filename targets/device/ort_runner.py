@@ -94,10 +94,11 @@ def run(args):
         except Exception:  # some builds cannot serialise their optimised graph: profile without it
             optimized = None
             profiled = _session(ort, args.model, args.threads, providers, profile_prefix=prefix)
-        # A fresh session warms up again (on one CPU thread its first TWO runs are slow: ~1.9x and ~1.5x for the
-        # mobilesam encoder), so up to two extra profiled runs, recorded so that the parser leaves them out; none
-        # when warm-up was turned off, as on emulated devices where every run costs minutes.
-        profile_warmup = min(args.warmup, 2)
+        # A fresh session warms up again: its first two or three runs are slow (mobilesam encoder, 1 thread:
+        # 1.2x then 2.0x the steady run; 2 threads: 1.5x, 2.4x, 1.1x), whatever --warmup the timed session had.
+        # So 2-3 extra profiled runs, recorded so that the parser leaves them out; none when warm-up was turned
+        # off, as on emulated devices where every run costs minutes.
+        profile_warmup = 0 if args.warmup <= 0 else min(3, max(2, args.warmup))
         for _ in range(profile_warmup + args.profile_runs):
             profiled.run(None, feeds)
         written = profiled.end_profiling()
