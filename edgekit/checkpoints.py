@@ -10,6 +10,7 @@ from __future__ import annotations
 import pickle
 import re
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -150,10 +151,11 @@ def build_variant(name: str, checkpoint: str | Path | None = None, weights: str 
 
         attach_onnx_encoder(model, spec, Path(encoder_onnx))
     if checkpoint is not None:
-        state = read_checkpoint(checkpoint)
-        if encoder_onnx is not None:  # the ONNX file is the encoder now: the release file's own one is not used
-            state = {k: v for k, v in state.items() if not k.startswith("image_encoder.")}
-        load_into(model, spec, state, source=str(checkpoint))
+        if encoder_onnx is not None and "image_encoder." not in spec.ignored_key_prefixes:
+            # the ONNX file is the encoder now: the release file's own encoder tensors are unused, as declared
+            # for NanoSAM in the registry
+            spec = replace(spec, ignored_key_prefixes=(*spec.ignored_key_prefixes, "image_encoder."))
+        load_into(model, spec, read_checkpoint(checkpoint), source=str(checkpoint))
     elif encoder_onnx is not None:
         # The synthetic file of the variant's whole layout, so the decoder gets the values it has without an
         # external encoder (the encoder's own synthetic tensors are dropped, as a release file's would be).

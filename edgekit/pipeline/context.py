@@ -33,6 +33,7 @@ class ModelContext:
     _model: SamModel | None = None
     _weights_id: str | None = None
     _checkpoint_sha256: str | None = None
+    _encoder_onnx_sha256: str | None = None
     encoder_onnx: Path | None = None  # an external image encoder (NanoSAM's ONNX release, or a user's own)
 
     @property
@@ -73,8 +74,10 @@ class ModelContext:
     def encoder_onnx_sha256(self) -> str | None:
         if self.encoder_onnx is None:
             return None
-        data = Path(str(self.encoder_onnx) + ".data")  # external data belongs to the encoder's identity too
-        return sha256_file(self.encoder_onnx) + (sha256_file(data)[:16] if data.exists() else "")
+        if self._encoder_onnx_sha256 is None:
+            data = Path(str(self.encoder_onnx) + ".data")  # external data belongs to the encoder's identity too
+            self._encoder_onnx_sha256 = sha256_file(self.encoder_onnx) + (sha256_file(data)[:16] if data.exists() else "")
+        return self._encoder_onnx_sha256
 
     def root_id(self) -> str:
         # The model code's version is part of the identity: a fixed variant invalidates old artifacts.

@@ -33,11 +33,12 @@ def import_encoder(ctx: ModelContext, images: Sequence[CalibImage] | Sequence[np
     from edgekit.exporters.validate import ValidationReport, ort_session
     from edgekit.pipeline.artifacts import Artifact, _cached
     from edgekit.preprocess import preprocess_image
-    from edgekit.variants.onnx_encoder import OUTPUT, canonical_encoder, check_encoder_io, load_encoder_proto
+    from edgekit.variants.onnx_encoder import OUTPUT, canonical_encoder, check_encoder_io, count_params, load_encoder_proto
 
     assert ctx.encoder_onnx is not None
     image_ids = [im.sha256 if isinstance(im, CalibImage) else "testcard" for im in images]
-    config = {"file": name, "part": "encoder", "format": "onnx", "exporter": "external",
+    # revision 2: info.json records the encoder's parameter count (the report reads it from there)
+    config = {"file": name, "part": "encoder", "format": "onnx", "exporter": "external", "revision": 2,
               "source_sha256": ctx.encoder_onnx_sha256, "validation": image_ids}
     entry_id = step_id(ctx.root_id(), "import-encoder", config)
     entry = _cached(ctx, entry_id, "export encoder")
@@ -75,7 +76,7 @@ def import_encoder(ctx: ModelContext, images: Sequence[CalibImage] | Sequence[np
             np.savez(folder / "inputs.npz", image=xs[0])
             info = {"exporter": "external", "source": str(source), "source_sha256": ctx.encoder_onnx_sha256,
                     "opset": max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=None),
-                    "validation": check.to_dict(), "nodes": len(layer_map.nodes)}
+                    "validation": check.to_dict(), "nodes": len(layer_map.nodes), "params": count_params(proto)}
             (folder / "info.json").write_text(json.dumps(info, indent=1))
         ctx.log.add("export encoder", time.perf_counter() - started, False)
         entry = ctx.store.get(entry_id)

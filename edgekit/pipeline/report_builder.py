@@ -37,15 +37,13 @@ def _tools() -> dict:
             "onnx": onnx.__version__, "python": platform.python_version()}
 
 
-def _variant(ctx: "ModelContext") -> dict:
+def _variant(ctx: "ModelContext", encoder_info: dict) -> dict:
     from edgekit.variants.stats import cached_gflops, count
 
     stats = count(ctx.spec.name)
     params, encoder, gflops = stats.params, stats.encoder_params, None
     if ctx.encoder_onnx is not None:  # an external encoder: its weights are counted from the file; FLOPs unknown
-        from edgekit.variants.onnx_encoder import count_params, load_encoder_proto
-
-        encoder = count_params(load_encoder_proto(ctx.encoder_onnx))
+        encoder = encoder_info["params"]  # counted when the file was imported
         params = stats.params - (stats.encoder_params or 0) + encoder
     elif not ctx.spec.external_encoder:
         gflops = cached_gflops(ctx.spec.name)
@@ -84,7 +82,7 @@ def build_report(cfg: "DeployConfig", ctx: "ModelContext", target: "Target",
         "weights": ({"kind": "synthetic", "path": None, "sha256": None, "note": LATENCY_ONLY_NOTE} if ctx.synthetic else
                     {"kind": "checkpoint", "path": str(cfg.checkpoint), "sha256": ctx.checkpoint_sha256, "note": None}),
         **_encoder_onnx(ctx),
-        "variant": _variant(ctx),
+        "variant": _variant(ctx, next(a.info for a, _ in measurements if a.part == "encoder")),
         "target": {"name": target.name, "transport": target.transport.name, "device": device},
         "runtime": {"name": runtime.get("name", "onnxruntime"), "version": runtime.get("version", "?"),
                     "threads": int(runtime.get("threads", cfg.measure.threads)), "providers": runtime.get("providers", [])},

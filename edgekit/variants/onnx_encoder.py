@@ -81,15 +81,16 @@ def check_encoder_io(model, spec: VariantSpec, source: str) -> EncoderIO:
     return EncoderIO(image.name, out.name, _dims(image), _dims(out))
 
 
-def load_encoder_proto(path: Path):
-    """The ModelProto (with external data) or one InputError that says what is wrong with the file."""
+def load_encoder_proto(path: Path, weights: bool = True):
+    """The ModelProto or one InputError that says what is wrong with the file. `weights=False` leaves external
+    weight files unread: the interface and the initializers' shapes are all the checks and counts need."""
     import onnx
 
     path = Path(path)
     if not path.is_file():
         raise InputError(f"encoder ONNX not found: {path}", hint="pass the file with --encoder-onnx PATH")
     try:
-        return onnx.load(str(path))
+        return onnx.load(str(path), load_external_data=weights)
     except Exception as exc:  # onnx raises DecodeError, OSError, ValueError... for files that are not models
         raise InputError(f"{path} is not a readable ONNX model ({type(exc).__name__}: {str(exc)[:200]})",
                          hint="pass the .onnx file of the image encoder (and keep its .data file beside it)") from None
@@ -140,7 +141,7 @@ class OnnxImageEncoder(nn.Module):
     def __init__(self, path: Path, spec: VariantSpec) -> None:
         super().__init__()
         self.path = Path(path)
-        proto = load_encoder_proto(self.path)
+        proto = load_encoder_proto(self.path, weights=False)
         self.io = check_encoder_io(proto, spec, str(self.path))
         self.params = count_params(proto)
         self._session = None
@@ -165,7 +166,7 @@ def check_encoder_file(spec: VariantSpec, path: Path | None) -> None:
         plain = spec.build().plain_encoder
     if not plain:
         _not_plain(spec)
-    check_encoder_io(load_encoder_proto(Path(path)), spec, str(path))
+    check_encoder_io(load_encoder_proto(Path(path), weights=False), spec, str(path))
 
 
 def _not_plain(spec: VariantSpec) -> None:
