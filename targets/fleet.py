@@ -131,23 +131,15 @@ def write_summary(results: Sequence[DeviceResult], root: Path) -> Path:
 
 def prepare_artifacts(cfg: "DeployConfig") -> None:
     """Export (and quantize, and check fidelity) once, here, so every device's deploy finds it all in the
-    store. The same calls, with the same arguments, as run_deploy makes."""
-    from edgekit.pipeline.artifacts import PARTS, ensure_export, ensure_int8
+    store: run_deploy's own build step."""
     from edgekit.pipeline.context import ModelContext
-    from edgekit.pipeline.deploy import _images
-    from edgekit.pipeline.fidelity import cached_fidelity
-    from edgekit.quant.presets import PRESETS
+    from edgekit.pipeline.deploy import _images, build_artifacts
     from edgekit.store import Store
     from edgekit.variants.registry import get_spec
 
-    calib, held, validation = _images(cfg)
     ctx = ModelContext(spec=get_spec(cfg.model), checkpoint=cfg.checkpoint, store=Store(cfg.store),
                        encoder_onnx=cfg.encoder_onnx)
-    fp32 = {part: ensure_export(ctx, part, validation, prefer=cfg.exporter) for part in PARTS}
-    if cfg.precision == "int8":
-        q8 = {p: ensure_int8(ctx, fp32[p], fp32["encoder"], calib, PRESETS[cfg.preset], cfg.method) for p in PARTS}
-        cached_fidelity(ctx, (fp32["encoder"], q8["encoder"]), (fp32["decoder"], q8["decoder"]), held,
-                        cfg.fidelity_target)
+    build_artifacts(cfg, ctx, _images(cfg))
 
 
 def deploy_fleet(cfg: "DeployConfig", hosts: Sequence[InventoryHost], workers: int | None = None) -> list[DeviceResult]:

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from edgekit.errors import InputError, ValidationError
 from edgekit.pipeline.artifacts import PARTS, Artifact, ensure_export, ensure_int8
@@ -67,6 +68,31 @@ def _link(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
+def build_artifacts(cfg: DeployConfig, ctx: ModelContext, images: tuple, step: Callable[[], None] = lambda: None,
+                    ) -> tuple[list[Artifact], dict | None]:
+    """Export both parts, and for INT8 quantize them and measure fidelity, all through the store; `images` is
+    _images(cfg). Returns the artifacts in measuring order and the fidelity block (None for FP32). Fleets call
+    it once before their devices start, so that every device finds everything built."""
+    from edgekit.quant.presets import PRESETS
+
+    calib, held, validation = images
+    fp32 = {}
+    for part in PARTS:
+        fp32[part] = ensure_export(ctx, part, validation, prefer=cfg.exporter)
+        step()
+    artifacts: list[Artifact] = [fp32[p] for p in PARTS]
+    if cfg.precision != "int8":
+        return artifacts, None
+    q8 = {}
+    for part in PARTS:
+        q8[part] = ensure_int8(ctx, fp32[part], fp32["encoder"], calib, PRESETS[cfg.preset], cfg.method)
+        step()
+    fidelity, _ = cached_fidelity(ctx, (fp32["encoder"], q8["encoder"]), (fp32["decoder"], q8["decoder"]), held,
+                                  cfg.fidelity_target)
+    step()
+    return artifacts + [q8[p] for p in PARTS], fidelity
+
+
 def run_deploy(cfg: DeployConfig) -> dict:
     """Run the whole job and write RUN_DIR; returns the report dict."""
     from edgekit.pipeline.report_builder import build_report
@@ -97,20 +123,7 @@ def run_deploy(cfg: DeployConfig) -> dict:
     fidelity = None
     try:
         with Steps(names, enabled=cfg.progress) as bar:
-            fp32 = {}
-            for part in PARTS:
-                fp32[part] = ensure_export(ctx, part, validation, prefer=cfg.exporter)
-                bar.next()
-            artifacts: list[Artifact] = [fp32[p] for p in PARTS]
-            if int8:
-                q8 = {}
-                for part in PARTS:
-                    q8[part] = ensure_int8(ctx, fp32[part], fp32["encoder"], calib, PRESETS[cfg.preset], cfg.method)
-                    bar.next()
-                fidelity, _ = cached_fidelity(ctx, (fp32["encoder"], q8["encoder"]), (fp32["decoder"], q8["decoder"]),
-                                              held, cfg.fidelity_target)
-                bar.next()
-                artifacts += [q8[p] for p in PARTS]
+            artifacts, fidelity = build_artifacts(cfg, ctx, (calib, held, validation), bar.next)
             raw_dir = cfg.out / "raw"
             for artifact in artifacts:
                 started = time.perf_counter()
