@@ -16,6 +16,8 @@ import math
 import torch
 from torch import nn
 
+from edgekit.variants.two_way_transformer import Attention  # the same module and keys as SAM's decoder
+
 
 class MLPBlock(nn.Module):
     """`num_layers` x (Linear + GELU), then a plain Linear `fc` (the checkpoint's `layers.i.0` / `fc` keys)."""
@@ -80,29 +82,6 @@ class PromptEncoder(nn.Module):
         emb = emb + (lab == 2).to(emb.dtype) * self.bbox_top_left_embeddings.weight
         emb = emb + (lab == 3).to(emb.dtype) * self.bbox_bottom_right_embeddings.weight
         return emb
-
-
-class Attention(nn.Module):
-    """Multi-head attention whose q/k/v are projected to `dim // downsample_rate` channels."""
-
-    def __init__(self, dim: int, num_heads: int, downsample_rate: int = 1) -> None:
-        super().__init__()
-        internal = dim // downsample_rate
-        self.num_heads = num_heads
-        self.q_proj = nn.Linear(dim, internal)
-        self.k_proj = nn.Linear(dim, internal)
-        self.v_proj = nn.Linear(dim, internal)
-        self.out_proj = nn.Linear(internal, dim)
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, c = x.shape
-        return x.reshape(b, n, self.num_heads, c // self.num_heads).transpose(1, 2)
-
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        q, k, v = self._heads(self.q_proj(q)), self._heads(self.k_proj(k)), self._heads(self.v_proj(v))
-        attn = torch.softmax((q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1]), dim=-1)
-        out = (attn @ v).transpose(1, 2)
-        return self.out_proj(out.reshape(out.shape[0], out.shape[1], -1))
 
 
 class TwoWayBlock(nn.Module):

@@ -15,26 +15,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from edgekit.variants.sam_mask_decoder import MLP
+from edgekit.variants.two_way_transformer import Attention as SamAttention
 from edgekit.variants.sam_prompt_encoder import LayerNorm2d, PromptEncoder
 
 __all__ = ["MLP", "PromptEncoder", "Sam2MaskDecoder", "TwoWayTransformer"]
 
 
-class Attention(nn.Module):
-    """Multi-head attention in `embedding_dim // downsample_rate` channels."""
-
-    def __init__(self, embedding_dim: int, num_heads: int, downsample_rate: int = 1) -> None:
-        super().__init__()
-        internal = embedding_dim // downsample_rate
-        self.num_heads = num_heads
-        self.q_proj = nn.Linear(embedding_dim, internal)
-        self.k_proj = nn.Linear(embedding_dim, internal)
-        self.v_proj = nn.Linear(embedding_dim, internal)
-        self.out_proj = nn.Linear(internal, embedding_dim)
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, c = x.shape
-        return x.reshape(b, n, self.num_heads, c // self.num_heads).transpose(1, 2)
+class Attention(SamAttention):
+    """SAM's decoder attention (same projections and keys) computed with scaled_dot_product_attention, as SAM 2's
+    own code does."""
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         out = F.scaled_dot_product_attention(self._heads(self.q_proj(q)), self._heads(self.k_proj(k)),
