@@ -16,7 +16,7 @@ from edgekit.errors import InputError
 if TYPE_CHECKING:
     from edgekit.exporters.layer_map import LayerMap
     from edgekit.targets.base import MeasureConfig, Transport
-    from edgekit.targets.ort.backend import Measurement
+    from edgekit.targets.measurement import Measurement
 
 _PKG = "edgekit.targets"
 

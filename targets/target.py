@@ -10,7 +10,7 @@ from edgekit.errors import UsageError
 from edgekit.exporters.layer_map import LayerMap
 from edgekit.targets.backends import Backend, BackendEntry, entry_for, entry_for_format, make_backend
 from edgekit.targets.base import MeasureConfig, Transport
-from edgekit.targets.ort.backend import Measurement
+from edgekit.targets.measurement import Measurement
 
 
 @dataclass

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from edgekit.pipeline.artifacts import Artifact
     from edgekit.pipeline.context import ModelContext
     from edgekit.pipeline.deploy import DeployConfig
-    from edgekit.targets.ort.backend import Measurement
+    from edgekit.targets.measurement import Measurement
     from edgekit.targets.target import Target
 
 

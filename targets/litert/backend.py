@@ -15,7 +15,7 @@ from pathlib import Path
 from edgekit.errors import ParseError
 from edgekit.exporters.layer_map import LayerMap
 from edgekit.targets.base import MeasureConfig, Transport
-from edgekit.targets.ort.backend import Measurement
+from edgekit.targets.measurement import Measurement
 from edgekit.targets.runner_job import RunnerJob, run_job
 from edgekit.targets.timings import RunStats
 
