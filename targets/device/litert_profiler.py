@@ -1,7 +1,7 @@
 """Per-operator LiteRT timings from the ai-edge-litert wheel alone: its libLiteRt.so C API, through ctypes.
 
-Pushed to devices beside litert_runner.py and imported by it, so it uses only the standard library and numpy
-(nothing of edgekit is installed on a device). The Python wrappers of the wheel expose no profiler, but the
+Pushed to devices beside litert_runner.py (with litert_capi.py, the ctypes binding) and imported by it, so it uses
+only the standard library and numpy (nothing of edgekit is installed on a device). The Python wrappers of the wheel expose no profiler, but the
 library exports the C profiler API (`LiteRtCompiledModelGetProfiler`, `LiteRtGetProfilerEvents`, ...). Nothing
 exported turns profiling on, though: the runtime reads it from an opaque option `runtime_options_string` whose
 payload is TOML (`enable_profiling = true`), and the CPU settings from an opaque option `xnnpack` (TOML keys
@@ -14,171 +14,20 @@ name, meta1 = operator index within its partition, integer microseconds) or, wit
 per TFLite node (OPERATOR_INVOKE, tag = builtin op name, meta1 = node index, meta2 = subgraph index).
 """
 import ctypes
-import importlib.util
 import os
-import re
 import time
 
-MIN_VERSION = (2, 1, 6)
-FIX = 'pip install "ai-edge-litert>=2.1.6"'
-LIBRARY = "libLiteRt.so"
+if __package__:
+    from . import litert_capi as capi
+else:
+    import litert_capi as capi  # pushed beside this file: its folder is on sys.path
+
+LiteRtProfilerError, FIX, EVENT_TYPES = capi.LiteRtProfilerError, capi.FIX, capi.EVENT_TYPES
+load_library = capi.load_library
 KERNEL_MODES = ("xnnpack", "builtin")
 # The runtime's profiler holds 512 * 1024 events and wraps when full; events are read out before half of that.
 PROFILER_CAPACITY = 512 * 1024
 RUN_START_TAG = "LiteRT::Run[buffer registration]"
-
-EVENT_TYPES = {1: "DEFAULT", 2: "OPERATOR_INVOKE", 4: "DELEGATE_OPERATOR_INVOKE",
-               8: "DELEGATE_PROFILED_OPERATOR_INVOKE", 16: "GENERAL_RUNTIME_INSTRUMENTATION", 32: "TELEMETRY",
-               64: "TELEMETRY_REPORT_SETTINGS", 128: "TELEMETRY_DELEGATE", 256: "TELEMETRY_DELEGATE_REPORT_SETTINGS"}
-# LiteRtElementType -> numpy dtype name (the codes are TfLiteType's)
-_ELEMENT_TYPES = {1: "float32", 2: "int32", 3: "uint8", 4: "int64", 6: "bool", 7: "int16", 9: "int8", 10: "float16",
-                  11: "float64", 13: "uint64", 16: "uint32", 17: "uint16"}
-_HW_CPU = 1
-_ENV_AUTO_REGISTER_ACCELERATORS, _ENV_MIN_LOG_SEVERITY = 24, 25
-_ANY_INT = 2
-_LOG_WARNING = 2
-_LOCK_READ, _LOCK_WRITE = 0, 1
-
-
-class LiteRtProfilerError(RuntimeError):
-    """The C profiler cannot be used here; the message says why and how to fix it."""
-
-
-class _Any(ctypes.Structure):  # LiteRtAny: a type tag and an 8-byte union (int64 used here)
-    _fields_ = [("type", ctypes.c_int), ("value", ctypes.c_int64)]
-
-
-class _EnvOption(ctypes.Structure):
-    _fields_ = [("tag", ctypes.c_int), ("value", _Any)]
-
-
-class _Layout(ctypes.Structure):
-    _fields_ = [("rank", ctypes.c_uint, 7), ("has_strides", ctypes.c_uint, 1),
-                ("dimensions", ctypes.c_int32 * 8), ("strides", ctypes.c_uint32 * 8)]
-
-
-class _RankedTensorType(ctypes.Structure):
-    _fields_ = [("element_type", ctypes.c_int), ("layout", _Layout)]
-
-
-class _MemoryUsage(ctypes.Structure):
-    _fields_ = [("total", ctypes.c_size_t), ("in_use", ctypes.c_size_t), ("private_footprint", ctypes.c_size_t)]
-
-
-class _Event(ctypes.Structure):  # ProfiledEventData (104 bytes on 64-bit)
-    _fields_ = [("tag", ctypes.c_char_p), ("event_type", ctypes.c_int), ("start_us", ctypes.c_uint64),
-                ("elapsed_us", ctypes.c_uint64), ("begin_mem", _MemoryUsage), ("end_mem", _MemoryUsage),
-                ("meta1", ctypes.c_uint64), ("meta2", ctypes.c_uint64), ("source", ctypes.c_int)]
-
-
-_P = ctypes.c_void_p
-_PP = ctypes.POINTER(ctypes.c_void_p)
-_SIZE = ctypes.c_size_t
-# name -> (restype, argtypes); every function the module calls, bound (and so checked) at load time
-_SIGNATURES = {
-    "LiteRtCreateEnvironment": (ctypes.c_int, [ctypes.c_int, ctypes.POINTER(_EnvOption), _PP]),
-    "LiteRtDestroyEnvironment": (None, [_P]),
-    "LiteRtCreateModelFromFile": (ctypes.c_int, [_P, ctypes.c_char_p, _PP]),
-    "LiteRtDestroyModel": (None, [_P]),
-    "LiteRtGetModelSignature": (ctypes.c_int, [_P, _SIZE, _PP]),
-    "LiteRtGetNumSignatureInputs": (ctypes.c_int, [_P, ctypes.POINTER(_SIZE)]),
-    "LiteRtGetNumSignatureOutputs": (ctypes.c_int, [_P, ctypes.POINTER(_SIZE)]),
-    "LiteRtGetSignatureInputName": (ctypes.c_int, [_P, _SIZE, ctypes.POINTER(ctypes.c_char_p)]),
-    "LiteRtGetSignatureOutputName": (ctypes.c_int, [_P, _SIZE, ctypes.POINTER(ctypes.c_char_p)]),
-    "LiteRtGetSignatureInputTensorByIndex": (ctypes.c_int, [_P, _SIZE, _PP]),
-    "LiteRtGetSignatureOutputTensorByIndex": (ctypes.c_int, [_P, _SIZE, _PP]),
-    "LiteRtGetTensorName": (ctypes.c_int, [_P, ctypes.POINTER(ctypes.c_char_p)]),
-    "LiteRtGetRankedTensorType": (ctypes.c_int, [_P, ctypes.POINTER(_RankedTensorType)]),
-    "LiteRtCreateOptions": (ctypes.c_int, [_PP]),
-    "LiteRtDestroyOptions": (None, [_P]),
-    "LiteRtSetOptionsHardwareAccelerators": (ctypes.c_int, [_P, ctypes.c_int]),
-    "LiteRtCreateOpaqueOptions": (ctypes.c_int, [ctypes.c_char_p, _P, _P, _PP]),
-    "LiteRtDestroyOpaqueOptions": (None, [_P]),
-    "LiteRtAddOpaqueOptions": (ctypes.c_int, [_P, _P]),
-    "LiteRtCreateCompiledModel": (ctypes.c_int, [_P, _P, _P, _PP]),
-    "LiteRtDestroyCompiledModel": (None, [_P]),
-    "LiteRtCompiledModelIsFullyAccelerated": (ctypes.c_int, [_P, ctypes.POINTER(ctypes.c_bool)]),
-    "LiteRtCompiledModelResizeInputTensor": (ctypes.c_int, [_P, _SIZE, _SIZE, ctypes.POINTER(ctypes.c_int), _SIZE]),
-    "LiteRtGetCompiledModelOutputTensorLayouts": (ctypes.c_int, [_P, _SIZE, _SIZE, ctypes.POINTER(_Layout), ctypes.c_bool]),
-    "LiteRtGetCompiledModelInputBufferRequirements": (ctypes.c_int, [_P, _SIZE, _SIZE, _PP]),
-    "LiteRtGetCompiledModelOutputBufferRequirements": (ctypes.c_int, [_P, _SIZE, _SIZE, _PP]),
-    "LiteRtCreateManagedTensorBufferFromRequirements": (ctypes.c_int, [_P, ctypes.POINTER(_RankedTensorType), _P, _PP]),
-    "LiteRtDestroyTensorBuffer": (None, [_P]),
-    "LiteRtGetTensorBufferPackedSize": (ctypes.c_int, [_P, ctypes.POINTER(_SIZE)]),
-    "LiteRtLockTensorBuffer": (ctypes.c_int, [_P, _PP, ctypes.c_int]),
-    "LiteRtUnlockTensorBuffer": (ctypes.c_int, [_P]),
-    "LiteRtRunCompiledModel": (ctypes.c_int, [_P, _SIZE, _SIZE, _PP, _SIZE, _PP]),
-    "LiteRtCompiledModelGetProfiler": (ctypes.c_int, [_P, _PP]),
-    "LiteRtStartProfiler": (ctypes.c_int, [_P]),
-    "LiteRtStopProfiler": (ctypes.c_int, [_P]),
-    "LiteRtResetProfiler": (ctypes.c_int, [_P]),
-    "LiteRtGetNumProfilerEvents": (ctypes.c_int, [_P, ctypes.POINTER(ctypes.c_int)]),
-    "LiteRtGetProfilerEvents": (ctypes.c_int, [_P, ctypes.c_int, ctypes.POINTER(_Event)]),
-}
-
-
-def package_dir():
-    """The installed ai_edge_litert folder, found without importing the package (its __init__ would dlopen
-    the library and import vendor SDKs); None when the wheel is not installed."""
-    try:
-        spec = importlib.util.find_spec("ai_edge_litert")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return list(spec.submodule_search_locations)[0]
-
-
-def wheel_version(folder):
-    """The wheel's version from its __init__.py (`__version__ = "2.3.0"`), or None if it does not say."""
-    try:
-        with open(os.path.join(folder, "__init__.py")) as handle:
-            text = handle.read(65536)
-    except OSError:
-        return None
-    m = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", text, re.MULTILINE)
-    return m.group(1) if m else None
-
-
-def _version_tuple(version):
-    parts = re.findall(r"\d+", version)[:3]
-    return tuple(int(p) for p in parts) + (0,) * (3 - len(parts))
-
-
-def load_library(folder=None):
-    """(ctypes.CDLL with every used function bound, library path, wheel version); LiteRtProfilerError naming
-    the fix when the wheel, the library or a symbol is missing or the wheel predates the TOML options."""
-    folder = folder or package_dir()
-    if folder is None:
-        raise LiteRtProfilerError("the LiteRT C profiler needs the ai-edge-litert wheel, which is not installed; "
-                                  "fix: " + FIX)
-    version = wheel_version(folder)
-    if version is not None and _version_tuple(version) < MIN_VERSION:
-        raise LiteRtProfilerError("ai-edge-litert %s is too old for the LiteRT C profiler (its options are TOML "
-                                  "since 2.1.6); fix: %s" % (version, FIX))
-    path = os.path.join(folder, LIBRARY)
-    if not os.path.isfile(path):
-        raise LiteRtProfilerError("no %s in %s: this ai-edge-litert build has no LiteRT C API; fix: %s"
-                                  % (LIBRARY, folder, FIX))
-    try:
-        # RTLD_GLOBAL as the package's own __init__ loads it: one runtime instance whichever loads it first
-        lib = ctypes.CDLL(path, mode=getattr(os, "RTLD_LAZY", 1) | ctypes.RTLD_GLOBAL)
-    except OSError as exc:
-        raise LiteRtProfilerError("cannot load %s: %s; fix: %s" % (path, exc, FIX))
-    missing = [name for name in _SIGNATURES if not hasattr(lib, name)]
-    if missing:
-        raise LiteRtProfilerError("%s (ai-edge-litert %s) lacks %s; fix: %s"
-                                  % (path, version or "unknown", ", ".join(missing), FIX))
-    for name, (restype, argtypes) in _SIGNATURES.items():
-        function = getattr(lib, name)
-        function.restype, function.argtypes = restype, argtypes
-    return lib, path, version
-
-
-def _libc():
-    libc = ctypes.CDLL(None)
-    libc.strdup.restype, libc.strdup.argtypes = ctypes.c_void_p, [ctypes.c_char_p]
-    return libc
 
 
 class ProfiledModel:
@@ -207,8 +56,8 @@ class ProfiledModel:
 
     def _open(self, model_path):
         lib = self.lib
-        options = (_EnvOption * 2)(_EnvOption(_ENV_AUTO_REGISTER_ACCELERATORS, _Any(_ANY_INT, _HW_CPU)),
-                                   _EnvOption(_ENV_MIN_LOG_SEVERITY, _Any(_ANY_INT, _LOG_WARNING)))
+        options = (capi.EnvOption * 2)(capi.EnvOption(capi.ENV_AUTO_REGISTER_ACCELERATORS, capi.LiteRtAny(capi.ANY_INT, capi.HW_CPU)),
+                                   capi.EnvOption(capi.ENV_MIN_LOG_SEVERITY, capi.LiteRtAny(capi.ANY_INT, capi.LOG_WARNING)))
         handle = ctypes.c_void_p()
         self._check(lib.LiteRtCreateEnvironment(2, options, ctypes.byref(handle)), "LiteRtCreateEnvironment")
         self._env = handle.value
@@ -219,7 +68,7 @@ class ProfiledModel:
         handle = ctypes.c_void_p()
         self._check(lib.LiteRtCreateOptions(ctypes.byref(handle)), "LiteRtCreateOptions")
         self._options = handle.value
-        self._check(lib.LiteRtSetOptionsHardwareAccelerators(self._options, _HW_CPU), "setting the CPU accelerator")
+        self._check(lib.LiteRtSetOptionsHardwareAccelerators(self._options, capi.HW_CPU), "setting the CPU accelerator")
         cpu = "num_threads = %d\n" % self.num_threads
         if self.kernel_mode == "builtin":
             cpu += 'kernel_mode = "builtin"\n'
@@ -241,7 +90,7 @@ class ProfiledModel:
 
     def _add_opaque(self, identifier, toml):
         # The payload must outlive this call and be freed by the runtime: a malloc'd copy with libc's free.
-        libc = _libc()
+        libc = capi.libc()
         payload = libc.strdup(toml.encode())
         handle = ctypes.c_void_p()
         status = self.lib.LiteRtCreateOpaqueOptions(identifier, payload, ctypes.cast(libc.free, ctypes.c_void_p),
@@ -259,7 +108,7 @@ class ProfiledModel:
         signature = ctypes.c_void_p()
         self._check(lib.LiteRtGetModelSignature(self._model, 0, ctypes.byref(signature)), "LiteRtGetModelSignature")
         for kind, entries in (("Input", self._inputs), ("Output", self._outputs)):
-            count = _SIZE()
+            count = capi.SIZE()
             self._check(getattr(lib, "LiteRtGetNumSignature%ss" % kind)(signature, ctypes.byref(count)), kind)
             for i in range(count.value):
                 name, tensor, tname = ctypes.c_char_p(), ctypes.c_void_p(), ctypes.c_char_p()
@@ -267,10 +116,10 @@ class ProfiledModel:
                 self._check(getattr(lib, "LiteRtGetSignature%sTensorByIndex" % kind)(signature, i, ctypes.byref(tensor)),
                             kind)
                 self._check(lib.LiteRtGetTensorName(tensor, ctypes.byref(tname)), "LiteRtGetTensorName")
-                ttype = _RankedTensorType()
+                ttype = capi.RankedTensorType()
                 self._check(lib.LiteRtGetRankedTensorType(tensor, ctypes.byref(ttype)), "LiteRtGetRankedTensorType")
                 entries.append({"name": name.value.decode(), "tensor": (tname.value or b"").decode(), "type": ttype,
-                                "dtype": _ELEMENT_TYPES.get(ttype.element_type), "buffer": None,
+                                "dtype": capi.ELEMENT_TYPES.get(ttype.element_type), "buffer": None,
                                 "shape": [int(ttype.layout.dimensions[d]) for d in range(ttype.layout.rank)]})
 
     def _make_buffers(self):
@@ -298,7 +147,7 @@ class ProfiledModel:
         entry["type"].layout.rank = len(shape)
         for d, size in enumerate(shape):
             entry["type"].layout.dimensions[d] = size
-        layouts = (_Layout * len(self._outputs))()
+        layouts = (capi.Layout * len(self._outputs))()
         self._check(self.lib.LiteRtGetCompiledModelOutputTensorLayouts(self._compiled, 0, len(self._outputs),
                                                                         layouts, True), "output layouts")
         for out, layout in zip(self._outputs, layouts):
@@ -339,12 +188,12 @@ class ProfiledModel:
             self._write(entry, value)
 
     def _write(self, entry, value):
-        size, address = _SIZE(), ctypes.c_void_p()
+        size, address = capi.SIZE(), ctypes.c_void_p()
         self._check(self.lib.LiteRtGetTensorBufferPackedSize(entry["buffer"], ctypes.byref(size)), "buffer size")
         if size.value != value.nbytes:
             raise LiteRtProfilerError("input %s: %d bytes given, the buffer holds %d" % (entry["name"], value.nbytes,
                                                                                       size.value))
-        self._check(self.lib.LiteRtLockTensorBuffer(entry["buffer"], ctypes.byref(address), _LOCK_WRITE), "lock")
+        self._check(self.lib.LiteRtLockTensorBuffer(entry["buffer"], ctypes.byref(address), capi.LOCK_WRITE), "lock")
         try:
             ctypes.memmove(address.value, value.ctypes.data, value.nbytes)
         finally:
@@ -363,9 +212,9 @@ class ProfiledModel:
 
         result = {}
         for entry in self._outputs:
-            size, address = _SIZE(), ctypes.c_void_p()
+            size, address = capi.SIZE(), ctypes.c_void_p()
             self._check(self.lib.LiteRtGetTensorBufferPackedSize(entry["buffer"], ctypes.byref(size)), "buffer size")
-            self._check(self.lib.LiteRtLockTensorBuffer(entry["buffer"], ctypes.byref(address), _LOCK_READ), "lock")
+            self._check(self.lib.LiteRtLockTensorBuffer(entry["buffer"], ctypes.byref(address), capi.LOCK_READ), "lock")
             try:
                 raw = ctypes.string_at(address.value, size.value)
             finally:
@@ -398,7 +247,7 @@ class ProfiledModel:
         count = self.event_count()
         if count <= 0:
             return []
-        array = (_Event * count)()  # sized to the count: a smaller array is refused (status 1)
+        array = (capi.Event * count)()  # sized to the count: a smaller array is refused (status 1)
         self._check(self.lib.LiteRtGetProfilerEvents(self._profiler, count, array), "LiteRtGetProfilerEvents")
         return [{"tag": (e.tag or b"").decode("utf-8", "replace"), "type": EVENT_TYPES.get(e.event_type, str(e.event_type)),
                  "start_us": int(e.start_us), "elapsed_us": int(e.elapsed_us), "meta1": int(e.meta1),
