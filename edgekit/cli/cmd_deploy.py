@@ -39,8 +39,12 @@ def _read_models(models: tuple[str, ...], models_file: Path | None) -> list[str]
 @click.option("--encoder-onnx", type=click.Path(path_type=Path), default=None, metavar="PATH",
               help="An image encoder as ONNX in place of the variant's (NanoSAM's resnet18_image_encoder.onnx, or "
                    "your own); with several models it goes to those that need one (nanosam).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "int8"]), default="auto", show_default=True,
-              help="int8 also measures fp32 and the accuracy cost; auto = int8 when --calib is given.")
+@click.option("--format", "fmt", default=None, metavar="FORMAT",
+              help="onnx or litert (.tflite); default: the target profile's (onnx for local).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "int8-dynamic", "int8"]), default="auto",
+              show_default=True,
+              help="Anything but fp32 also measures fp32 and the accuracy cost against it; auto = int8 when --calib is "
+                   "given. onnx makes fp32/int8, litert fp32/fp16/int8-dynamic/int8.")
 @click.option("--calib", type=click.Path(path_type=Path), default=None, metavar="DIR",
               help="Folder of real images for INT8 calibration (and export validation).")
 @click.option("--calib-count", default=32, show_default=True, help="Calibration images (warns below 16).")
@@ -64,7 +68,7 @@ def _read_models(models: tuple[str, ...], models_file: Path | None) -> list[str]
 @click.option("--json", "as_json", is_flag=True, help="Print the report summary as JSON.")
 def deploy(models: tuple[str, ...], models_file: Path | None, target: str, hosts: tuple[str, ...],
            inventory: Path | None, device_python: str | None,
-           accept_new_host_key: bool, checkpoint: Path | None, weights: str | None, encoder_onnx: Path | None, precision: str, calib: Path | None, calib_count: int, held_out: int, calib_method: str,
+           accept_new_host_key: bool, checkpoint: Path | None, weights: str | None, encoder_onnx: Path | None, fmt: str | None, precision: str, calib: Path | None, calib_count: int, held_out: int, calib_method: str,
            preset: str | None, fidelity_target: float | None, runs: int, min_seconds: float, warmup: int,
            threads: int | None, profile_runs: int, exporter: str, store: Path | None, out: Path | None,
            as_json: bool) -> None:
@@ -77,6 +81,7 @@ def deploy(models: tuple[str, ...], models_file: Path | None, target: str, hosts
     Examples:
       edgekit deploy --model mobilesam --target local
       edgekit deploy -m mobilesam -c mobile_sam.pt --calib photos/ --precision int8 --out runs/mobilesam
+      edgekit deploy -m mobilesam --format litert --precision int8 --calib photos/
       edgekit deploy -m mobilesam -m efficientvit-sam-l0 --calib photos/ --out runs/compare
       edgekit deploy -m nanosam --encoder-onnx resnet18_image_encoder.onnx -c mobile_sam.pt --calib photos/
       edgekit deploy -m mobilesam --target raspberry-pi-4 --host pi@raspberrypi.local --calib photos/
@@ -116,7 +121,7 @@ def deploy(models: tuple[str, ...], models_file: Path | None, target: str, hosts
     for name in names:
         run_dir = root if len(names) == 1 else root / name
         own_encoder = encoder_onnx if len(names) == 1 or specs[name].external_encoder else None
-        cfg = DeployConfig(model=name, out=run_dir, target=target, precision=chosen, checkpoint=checkpoint,
+        cfg = DeployConfig(model=name, out=run_dir, target=target, precision=chosen, format=fmt, checkpoint=checkpoint,
                            encoder_onnx=own_encoder,
                            calib=calib, calib_count=calib_count, held_out=held_out, preset=preset, method=calib_method,
                            fidelity_target=fidelity_target, exporter=exporter, store=store, measure=measure,

@@ -1,4 +1,4 @@
-"""`edgekit export`: a variant's encoder and/or decoder as validated ONNX, with layer maps."""
+"""`edgekit export`: a variant's encoder and/or decoder in one format at one precision, validated, with layer maps."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,57 +7,110 @@ import click
 
 from edgekit.cli.options import model_option, weights_options
 
+PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8")
+
 
 @click.command("export")
 @model_option()
 @weights_options
-@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True,
-              help="Artifact format (LiteRT and Core ML come with their targets).")
+@click.option("--format", "fmt", default="onnx", show_default=True, metavar="FORMAT",
+              help="onnx (ONNX Runtime: fp32, int8) or litert (.tflite for LiteRT: fp32, fp16, int8-dynamic, int8).")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+              help="fp16: float16 weights; int8-dynamic: int8 weights, activations quantized at run time; int8: "
+                   "static int8 calibrated on --calib. A format that cannot make a precision says which it can.")
+@click.option("--calib", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="Real images to calibrate static int8 on (its first 32; also validates the FP32 export).")
+@click.option("--calib-count", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]), default="minmax", show_default=True,
+              help="ONNX int8 range estimation (LiteRT int8 uses min/max).")
+@click.option("--preset", type=click.Choice(["x86", "arm", "tensorrt"]), default=None,
+              help="ONNX int8 preset (default: x86 or arm from this CPU).")
 @click.option("--part", type=click.Choice(["encoder", "decoder", "all"]), default="all", show_default=True)
 @click.option("--images", type=click.Path(path_type=Path), default=None, metavar="DIR",
-              help="Real images to validate the export on (default: a generated test card).")
-@click.option("--exporter", type=click.Choice(["dynamo", "legacy"]), default="dynamo", show_default=True)
+              help="Real images to validate the export on (default: --calib's, else a generated test card).")
+@click.option("--exporter", type=click.Choice(["dynamo", "legacy"]), default="dynamo", show_default=True,
+              help="ONNX only: torch's exporter.")
 @click.option("--store", type=click.Path(path_type=Path), default=None, help="Artifact store (default ~/.cache/edgekit/store).")
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=True, help="Folder for the artifacts.")
-def export(model: str, checkpoint: Path | None, weights: str | None, encoder_onnx: Path | None, fmt: str, part: str, images: Path | None,
-           exporter: str, store: Path | None, out: Path) -> None:
-    """Export to ONNX (opset 18 by torch's dynamo exporter; 17 by the legacy one where dynamo fails), simplify,
-    and check ONNX Runtime against torch on real images (FP32: 1e-4 on embeddings, 1e-3 on logits). Beside each
-    .onnx: a layer map (node -> module path) and a .json describing it, which `edgekit quantize` reads.
+def export(model: str, checkpoint: Path | None, weights: str | None, encoder_onnx: Path | None, fmt: str,
+           precision: str, calib: Path | None, calib_count: int, calib_method: str, preset: str | None, part: str,
+           images: Path | None, exporter: str, store: Path | None, out: Path) -> None:
+    """Export to a deployable format and check it numerically against torch on real images (FP32: 1e-4 on
+    embeddings, 1e-3 on logits). Files are named <model>.<part>.<precision>.<suffix>; beside each: a layer map
+    (runtime op -> module path) and a .json describing it, which `edgekit quantize` reads.
+
+    \b
+    ONNX: opset 18 by torch's dynamo exporter (17 by the legacy one where dynamo fails), simplified.
+    LiteRT: litert-torch; the decoder has one signature per prompt count, points_2 / points_4 / points_8 /
+      points_16 (LiteRT has no dynamic shapes): pad a prompt to the next count with points labelled -1.
+      Inputs are named as in the ONNX decoder. Needs the litert-export extra.
 
     \b
     Examples:
       edgekit export -m mobilesam -c mobile_sam.pt --images photos/ --out exported/
-      edgekit export -m sam2.1-hiera-t --weights synthetic --part decoder --out exported/
+      edgekit export -m efficientvit-sam-l0 --weights synthetic --format litert --out exported/
+      edgekit export -m mobilesam -c mobile_sam.pt --format litert --precision int8 --calib photos/ --out int8/
     """
     from edgekit.errors import InputError
-    from edgekit.pipeline.artifacts import PARTS, ensure_export
+    from edgekit.formats import get_format
+    from edgekit.pipeline.artifacts import PARTS, BuildSettings, ensure_artifact
     from edgekit.pipeline.context import ModelContext, testcard
     from edgekit.pipeline.sidecar import publish
     from edgekit.progress import Steps
-    from edgekit.quant.calibration import list_images
+    from edgekit.quant.calibration import list_images, split
+    from edgekit.quant.presets import PRESETS
     from edgekit.store import Store
+    from edgekit.targets.registry import default_preset
     from edgekit.variants.registry import get_spec
 
     spec = get_spec(model)
+    form = get_format(fmt)
+    form.check_precision(precision)
     if checkpoint is None and weights is None:
         raise InputError(f"no weights for {model}",
                          hint=f"pass --checkpoint {spec.checkpoint.file_name} or --weights synthetic")
+    refusal = form.supports(spec)
+    if refusal:
+        from edgekit.errors import ValidationError
+
+        raise ValidationError(f"{model} does not convert to {form.name}: {refusal}",
+                              hint="pick another --format (`edgekit models` shows each variant's formats)")
+    if encoder_onnx is not None and form.name != "onnx":
+        raise InputError("--encoder-onnx works with --format onnx only", hint="drop --format")
+    problem = form.available()
+    if problem:
+        raise InputError(f"cannot make {form.name} artifacts here: {problem}")
+    calibrated = precision in form.calibrated
+    if calibrated and calib is None:
+        raise InputError(f"{form.name} {precision} is calibrated on real images", hint="pass --calib DIR")
     from edgekit.variants.onnx_encoder import check_encoder_file
 
     check_encoder_file(spec, encoder_onnx)
-    validation = list_images(images)[:2] if images else [testcard()]
+    calib_images = split(list_images(calib), calib_count, 0)[0] if calib else []
+    source = images or calib
+    validation = list_images(source)[:2] if source else [testcard()]
+    settings = BuildSettings(validation=validation, calib=calib_images,
+                             preset=PRESETS[preset or default_preset("local")], method=calib_method,
+                             options={"exporter": exporter})
     ctx = ModelContext(spec=spec, checkpoint=checkpoint, store=Store(store), encoder_onnx=encoder_onnx)
     parts = PARTS if part == "all" else (part,)
-    with Steps([f"export {p}" for p in parts]) as bar:
+    with Steps([f"export {p} {precision}" for p in parts]) as bar:
         for p in parts:
-            artifact = ensure_export(ctx, p, validation, prefer=exporter)
+            artifact = ensure_artifact(ctx, form, p, precision, settings)
             paths = publish(ctx, artifact, out)
-            check = artifact.info["validation"]
-            worst = max(check["max_abs"].values()) if check["max_abs"] else 0.0
-            against = "the given ONNX" if artifact.info["exporter"] == "external" else "torch"
-            click.echo(f"{artifact.name}: {artifact.info['exporter']} exporter, opset {artifact.info['opset']}, "
-                       f"max |ORT - {against}| {worst:.2e} on {check['samples']} sample(s)"
-                       + (" (reused)" if artifact.reused else ""))
+            click.echo(_describe(artifact), err=False)
             bar.next()
     click.echo(f"wrote {len(paths)} files per part into {out}")
+
+
+def _describe(artifact) -> str:
+    info = artifact.info
+    reused = " (reused)" if artifact.reused else ""
+    check = info.get("validation")
+    if check:
+        worst = max(check["max_abs"].values()) if check["max_abs"] else 0.0
+        against = "the given ONNX" if info.get("exporter") == "external" else "torch"
+        how = f"{info['exporter']} exporter" + (f", opset {info['opset']}" if info.get("opset") else "")
+        return (f"{artifact.name}: {how}, max |{artifact.format} - {against}| {worst:.2e} on {check['samples']} "
+                f"sample(s){reused}")
+    return f"{artifact.name}: {info.get('exporter', artifact.format)} from the fp32 artifact{reused}"

@@ -20,7 +20,7 @@ import click
 @click.option("--json", "as_json", is_flag=True)
 def quantize(artifacts: tuple[Path, ...], calib: Path, calib_count: int, held_out: int, calib_method: str, preset: str,
              fidelity_target: float | None, out: Path, as_json: bool) -> None:
-    """Quantize FP32 ONNX files written by `edgekit export` (give the .onnx files, or the folder) to INT8 QDQ with
+    """Quantize FP32 artifacts written by `edgekit export` (ONNX or LiteRT; give the files, or the folder) to INT8 with
     per-channel weights, calibrated on real images through the variant's official preprocessing. The decoder is
     calibrated on prompts sampled on the same images. With both parts, the INT8 pipeline is compared with FP32
     on held-out images: embedding SQNR, logits SQNR, mask IoU for point and box prompts.
@@ -37,9 +37,13 @@ def quantize(artifacts: tuple[Path, ...], calib: Path, calib_count: int, held_ou
     from edgekit.quant.calibration import list_images, split
     from edgekit.quant.presets import PRESETS
 
-    files = [f for a in artifacts for f in (sorted(a.glob("*.fp32.onnx")) if a.is_dir() else [a])]
+    from edgekit.formats import format_names, get_format
+
+    suffixes = {get_format(n).suffix for n in format_names()}
+    files = [f for a in artifacts
+             for f in ([g for g in sorted(a.glob("*.fp32.*")) if g.suffix in suffixes] if a.is_dir() else [a])]
     if not files:
-        raise InputError("no FP32 .onnx artifacts given", hint="pass files or the folder `edgekit export` wrote")
+        raise InputError("no FP32 artifacts given", hint="pass files or the folder `edgekit export` wrote")
     loaded = [load(f) for f in files]
     models = {ctx.spec.name for ctx, _ in loaded}
     if len(models) != 1:
@@ -47,7 +51,7 @@ def quantize(artifacts: tuple[Path, ...], calib: Path, calib_count: int, held_ou
     ctx = loaded[0][0]
     fp32 = {a.part: a for _, a in loaded}
     if "decoder" in fp32 and "encoder" not in fp32:
-        sibling = files[0].with_name(f"{ctx.spec.name}.encoder.fp32.onnx")
+        sibling = files[0].with_name(f"{ctx.spec.name}.encoder.fp32{files[0].suffix}")
         if not sibling.is_file():
             raise InputError("the decoder is calibrated on encoder features",
                              hint=f"export the encoder too, or put {sibling.name} beside the decoder")

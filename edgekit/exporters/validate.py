@@ -77,32 +77,46 @@ def _noise(report: ValidationReport, names: Sequence[str], fp32: Sequence[np.nda
         report.noise_floor[name] = max(report.noise_floor.get(name, 0.0), err)
 
 
-def validate_encoder(path: Path, model: SamModel, spec: VariantSpec, images: Sequence[np.ndarray]) -> ValidationReport:
-    """`images`: preprocessed encoder inputs (1, 3, S, S)."""
-    session = ort_session(path)
-    names = [o.name for o in session.get_outputs()]
+def _ort(path: Path):
+    from edgekit.formats.onnx import OrtSession  # formats import this module: resolved at call time
+
+    return OrtSession(path)
+
+
+def _ordered(session, feeds: dict[str, np.ndarray], names: Sequence[str]) -> list[np.ndarray]:
+    out = session.run(feeds)
+    return [out[n] for n in names]
+
+
+def validate_encoder(path: Path, model: SamModel, spec: VariantSpec, images: Sequence[np.ndarray],
+                     session=None, runtime: str = "ONNX Runtime") -> ValidationReport:
+    """`images`: preprocessed encoder inputs (1, 3, S, S). `session` (a formats.HostSession) runs the artifact;
+    default: ONNX Runtime on `path`."""
+    session = session or _ort(path)
+    names = list(session.output_names)
     report = ValidationReport("encoder", len(images), tolerance=spec.export_atol[0])
     refs = []
     for x in images:
         with torch.inference_mode():
             ref = model.encode(torch.from_numpy(x))
         refs.append([ref[n].numpy() for n in names])
-        _compare(report, names, session.run(None, {"image": x}), refs[-1])
+        _compare(report, names, _ordered(session, {"image": x}, names), refs[-1])
     if not report.passed:
         exact = _fp64(model)
         for x, ref32 in zip(images, refs):
             with torch.inference_mode():
                 ref = exact.encode(torch.from_numpy(x).double())
             _noise(report, names, ref32, [ref[n].numpy() for n in names])
-    _raise_if_failed(report, path)
+    _raise_if_failed(report, path, runtime)
     return report
 
 
 def validate_decoder(path: Path, model: SamModel, spec: VariantSpec,
-                     cases: Sequence[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]]) -> ValidationReport:
+                     cases: Sequence[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]], session=None,
+                     runtime: str = "ONNX Runtime") -> ValidationReport:
     """`cases`: (features, coords (1,N,2), labels (1,N)); each runs without and (if supported) with a mask input."""
-    session = ort_session(path)
-    out_names = [o.name for o in session.get_outputs()]
+    session = session or _ort(path)
+    out_names = ["low_res_masks", "iou_predictions", *spec.extra_outputs]
     report = ValidationReport("decoder", 0, tolerance=spec.export_atol[1])
     exact: SamModel | None = None
     for features, coords, labels in cases:
@@ -123,7 +137,7 @@ def validate_decoder(path: Path, model: SamModel, spec: VariantSpec,
                                        torch.from_numpy(labels), t_mask, t_has)
             expected = [ref.low_res_masks.numpy(), ref.iou_predictions.numpy(),
                         *(ref.extras[n].numpy() for n in spec.extra_outputs)]
-            _compare(report, out_names, session.run(None, feeds), expected)
+            _compare(report, out_names, _ordered(session, feeds, out_names), expected)
             report.samples += 1
             if not report.passed:  # measure torch's own FP32 error on this case (see the module docstring)
                 exact = exact or _fp64(model)
@@ -134,13 +148,14 @@ def validate_decoder(path: Path, model: SamModel, spec: VariantSpec,
                                              None if t_has is None else t_has.double())
                 _noise(report, out_names, expected, [ref64.low_res_masks.numpy(), ref64.iou_predictions.numpy(),
                                                      *(ref64.extras[n].numpy() for n in spec.extra_outputs)])
-    _raise_if_failed(report, path)
+    _raise_if_failed(report, path, runtime)
     return report
 
 
-def _raise_if_failed(report: ValidationReport, path: Path) -> None:
+def _raise_if_failed(report: ValidationReport, path: Path, runtime: str) -> None:
     if not report.passed:
         detail = ", ".join(f"{k} {v:.2e} (allowed {report.allowed(k):.2e})" for k, v in report.max_abs.items())
         raise ValidationError(
-            f"{path.name}: ONNX Runtime differs from torch by more than {report.tolerance:g} ({detail})",
-            hint="the export is not faithful; try `--exporter legacy`, and report the variant if it persists")
+            f"{path.name}: {runtime} differs from torch by more than {report.tolerance:g} ({detail})",
+            hint="the export is not faithful; " + ("try `--exporter legacy`, and " if runtime == "ONNX Runtime" else "")
+                 + "report the variant if it persists")

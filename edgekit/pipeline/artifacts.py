@@ -1,64 +1,42 @@
-"""Export and INT8 steps, through the content-addressed store: each is built once and reused after."""
+"""Artifacts of any format, through the content-addressed store: each is made once and reused after.
+
+`ensure_artifact(ctx, fmt, part, precision, settings)` is the one step every format goes through: it makes the
+artifact the precision derives from first (FP32 for INT8, ...), looks the artifact up in the store by its
+identity (parent, part, precision, the format's own config, the images), and only when it is missing hands the
+format an empty folder to write it into (formats/base.py). Nothing here knows what ONNX or LiteRT is.
+"""
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from edgekit.exporters.graphs import DecoderGraph, EncoderGraph, decoder_example, decoder_signature, encoder_signature
-from edgekit.exporters.layer_map import LayerMap, build_layer_map
+from edgekit.formats.base import PARTS, Artifact, Feeds, Format, MakeJob
 from edgekit.pipeline.context import ModelContext
 from edgekit.quant.calibration import CalibImage, image_seed, load_inputs, sample_prompts
 from edgekit.quant.presets import QuantPreset
 from edgekit.store import Entry, step_id
 
-PARTS = ("encoder", "decoder")
+__all__ = ["PARTS", "Artifact", "BuildSettings", "ensure_artifact", "ensure_export", "ensure_int8", "artifact_name"]
 
 
 @dataclass
-class Artifact:
-    part: str
-    precision: str
-    entry: Entry
-    root: Path
+class BuildSettings:
+    """What every artifact of one deploy / export / quantize is made with."""
 
-    @property
-    def name(self) -> str:
-        return self.entry.config["file"]
-
-    @property
-    def path(self) -> Path:
-        return self.entry.path(self.root, self.name)
-
-    @property
-    def layer_map(self) -> LayerMap:
-        return LayerMap.read(self.entry.path(self.root, "layer_map.json"))
-
-    @property
-    def inputs(self) -> Path:
-        return self.entry.path(self.root, "inputs.npz")
-
-    @property
-    def info(self) -> dict:
-        return json.loads(self.entry.path(self.root, "info.json").read_text())
-
-    @property
-    def reused(self) -> bool:
-        return self.entry.reused
-
-    def files(self) -> list[Path]:
-        """The model and, when it has one, its external-data file."""
-        data = self.path.with_name(self.name + ".data")
-        return [self.path] + ([data] if data.exists() else [])
+    validation: Sequence[CalibImage] | Sequence[np.ndarray] = ()  # images the exports are validated on
+    calib: Sequence[CalibImage] = ()  # calibration images (precisions in Format.calibrated)
+    preset: QuantPreset | None = None
+    method: str = "minmax"
+    options: dict[str, Any] = field(default_factory=dict)  # format options (ONNX: exporter)
 
 
-def artifact_name(model: str, part: str, precision: str) -> str:
-    return f"{model}.{part}.{precision}.onnx"
+def artifact_name(model: str, part: str, precision: str, suffix: str = ".onnx") -> str:
+    return f"{model}.{part}.{precision}{suffix}"
 
 
 def _cached(ctx: ModelContext, entry_id: str, label: str) -> Entry | None:
@@ -69,14 +47,16 @@ def _cached(ctx: ModelContext, entry_id: str, label: str) -> Entry | None:
     return entry
 
 
-def _features(ctx: ModelContext, x: np.ndarray) -> dict[str, np.ndarray]:
+def features(ctx: ModelContext, x: np.ndarray) -> dict[str, np.ndarray]:
+    """The torch encoder's features of one preprocessed image."""
     with torch.inference_mode():
         return {k: v.numpy().copy() for k, v in ctx.model.encode(torch.from_numpy(x)).items()}
 
 
-def _decoder_feeds(ctx: ModelContext, features: dict[str, np.ndarray], coords: np.ndarray, labels: np.ndarray,
-                   mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    feeds = {**features, "point_coords": coords, "point_labels": labels}
+def decoder_feeds(ctx: ModelContext, feats: dict[str, np.ndarray], coords: np.ndarray, labels: np.ndarray,
+                  mask: np.ndarray | None = None) -> Feeds:
+    """The decoder's inputs by name (mask input zero and flagged off unless `mask` is given)."""
+    feeds = {**feats, "point_coords": coords, "point_labels": labels}
     if ctx.spec.accepts_mask_input:
         low = ctx.spec.low_res_size
         feeds["mask_input"] = mask if mask is not None else np.zeros((1, 1, low, low), np.float32)
@@ -84,107 +64,105 @@ def _decoder_feeds(ctx: ModelContext, features: dict[str, np.ndarray], coords: n
     return feeds
 
 
-def ensure_export(ctx: ModelContext, part: str, images: Sequence[CalibImage] | Sequence[np.ndarray],
-                  prefer: str = "dynamo") -> Artifact:
-    """The FP32 ONNX of one part, validated against torch on `images` (files, or RGB arrays)."""
-    from edgekit.exporters.torch2onnx import EXPORT_REVISION, export_onnx
-    from edgekit.exporters.validate import validate_decoder, validate_encoder
-
-    name = artifact_name(ctx.spec.name, part, "fp32")
-    if part == "encoder" and ctx.encoder_onnx is not None:  # the user's ONNX file is the FP32 encoder
-        from edgekit.pipeline.import_encoder import import_encoder
-
-        return import_encoder(ctx, images, name)
-    image_ids = [im.sha256 if isinstance(im, CalibImage) else "testcard" for im in images]
-    config = {"file": name, "part": part, "format": "onnx", "exporter": prefer, "validation": image_ids,
-              "revision": EXPORT_REVISION}
-    entry_id = step_id(ctx.root_id(), f"export-{part}", config)
-    entry = _cached(ctx, entry_id, f"export {part}")
-    if entry is None:
-        started = time.perf_counter()
-        from edgekit.preprocess import preprocess_image
-
-        inputs = [load_inputs(ctx.spec.preprocess, im) if isinstance(im, CalibImage)
-                  else (*preprocess_image(ctx.spec.preprocess, im), im) for im in images]
-        model = ctx.model
-        with ctx.store.build(entry_id, f"export-{part}", ctx.root_id(), config) as folder:
-            x0 = inputs[0][0]
-            features0 = _features(ctx, x0)
-            names = tuple(features0)
-            if part == "encoder":
-                result = export_onnx(EncoderGraph(model, names), (torch.from_numpy(x0),), encoder_signature(names),
-                                     folder / name, prefer=prefer)
-                check = validate_encoder(folder / name, model, ctx.spec, [x for x, _, _ in inputs])
-                np.savez(folder / "inputs.npz", image=x0)
-            else:
-                args = decoder_example(ctx.spec, {k: torch.from_numpy(v) for k, v in features0.items()})
-                graph = DecoderGraph(model, names, ctx.spec.extra_outputs, ctx.spec.accepts_mask_input)
-                result = export_onnx(graph, args, decoder_signature(ctx.spec, names), folder / name, prefer=prefer)
-                cases = []
-                for (x, geo, _), im_id in zip(inputs, image_ids):
-                    feats = features0 if x is x0 else _features(ctx, x)
-                    for prompt in sample_prompts(ctx.spec.preprocess, geo, seed=int(im_id[:8], 16) if im_id != "testcard" else 7):
-                        cases.append((feats, *prompt.decoder_inputs(model)))
-                check = validate_decoder(folder / name, model, ctx.spec, cases)
-                np.savez(folder / "inputs.npz", **_decoder_feeds(ctx, features0, *cases[0][1:]))
-            result.layer_map.write(folder / "layer_map.json")
-            info = {"exporter": result.exporter, "opset": result.opset, "dynamo_error": result.dynamo_error,
-                    "validation": check.to_dict(), "nodes": len(result.layer_map.nodes)}
-            (folder / "info.json").write_text(json.dumps(info, indent=1))
-        ctx.log.add(f"export {part}", time.perf_counter() - started, False)
-        entry = ctx.store.get(entry_id)
-    return Artifact(part, "fp32", entry, ctx.store.root)
+_decoder_feeds = decoder_feeds  # the name fidelity.py and older callers use
 
 
-def _encoder_feeds(ctx: ModelContext, images: Sequence[CalibImage]) -> Iterator[dict[str, np.ndarray]]:
+def encoder_calibration(ctx: ModelContext, images: Sequence[CalibImage]) -> Iterator[Feeds]:
     for image in images:
         x, _, _ = load_inputs(ctx.spec.preprocess, image)
         yield {"image": x}
 
 
-def decoder_calibration(ctx: ModelContext, encoder_fp32: Artifact, images: Sequence[CalibImage]) -> Iterator[dict[str, np.ndarray]]:
-    """Decoder inputs on the calibration images: FP32 encoder features, sampled prompts, and the mask path
-    (the point prompt's own low-res output fed back) so every branch gets ranges."""
-    from edgekit.exporters.validate import ort_session
-
-    session = ort_session(encoder_fp32.path)
-    names = [o.name for o in session.get_outputs()]
+def decoder_calibration(ctx: ModelContext, fmt: Format, encoder_fp32: Artifact,
+                        images: Sequence[CalibImage]) -> Iterator[Feeds]:
+    """Decoder inputs on the calibration images: the format's FP32 encoder features, sampled prompts, and the mask
+    path (the point prompt's own low-res output fed back) so every branch gets ranges."""
+    session = fmt.session(encoder_fp32.path)
     for image in images:
         x, geo, _ = load_inputs(ctx.spec.preprocess, image)
-        features = dict(zip(names, session.run(None, {"image": x})))
+        feats = session.run({"image": x})
         prompts = sample_prompts(ctx.spec.preprocess, geo, seed=image_seed(image))
         for prompt in prompts:
-            yield _decoder_feeds(ctx, features, *prompt.decoder_inputs(ctx.model))
+            yield decoder_feeds(ctx, feats, *prompt.decoder_inputs(ctx.model))
         if ctx.spec.accepts_mask_input:
             coords, labels = prompts[0].decoder_inputs(ctx.model)
             with torch.inference_mode():
-                out = ctx.model.decode_all({k: torch.from_numpy(v) for k, v in features.items()},
+                out = ctx.model.decode_all({k: torch.from_numpy(v) for k, v in feats.items()},
                                            torch.from_numpy(coords), torch.from_numpy(labels), None, None)
-            yield _decoder_feeds(ctx, features, coords, labels, out.low_res_masks[:, :1].numpy())
+            yield decoder_feeds(ctx, feats, coords, labels, out.low_res_masks[:, :1].numpy())
+
+
+def _image_ids(images: Sequence[CalibImage] | Sequence[np.ndarray]) -> list[str]:
+    return [im.sha256 if isinstance(im, CalibImage) else "testcard" for im in images]
+
+
+def _label(fmt: Format, part: str, precision: str) -> str:
+    """The step's name in the report and the progress line: "export encoder", "quantize decoder"."""
+    return f"{'export' if fmt.derives_from(precision) is None else 'quantize'} {part}"
+
+
+def ensure_artifact(ctx: ModelContext, fmt: Format, part: str, precision: str, settings: BuildSettings,
+                    source: Artifact | None = None, encoder_fp32: Artifact | None = None) -> Artifact:
+    """The `precision` artifact of one part in format `fmt`, made (with what it derives from) unless the store
+    holds it. `source` (the artifact it derives from) and `encoder_fp32` (the FP32 encoder, whose features
+    calibrate the decoder) are made here when the caller does not already have them."""
+    fmt.check_precision(precision)
+    source_precision = fmt.derives_from(precision)
+    if source is None and source_precision is not None:
+        source = ensure_artifact(ctx, fmt, part, source_precision, settings)
+    calibrated = precision in fmt.calibrated
+    if calibrated and part == "decoder" and encoder_fp32 is None:
+        encoder_fp32 = ensure_artifact(ctx, fmt, "encoder", "fp32", settings)
+    name = fmt.artifact_name(ctx.spec.name, part, precision)
+    config: dict[str, Any] = {"file": name, "part": part, "format": fmt.name, "precision": precision,
+                              "revision": fmt.revision, **fmt.config(part, precision, settings.options)}
+    if source is None:
+        config["validation"] = _image_ids(settings.validation)
+    if calibrated:
+        if settings.preset is None or not settings.calib:
+            from edgekit.errors import InputError
+
+            raise InputError(f"{fmt.name} {precision} is calibrated on real images", hint="pass --calib DIR")
+        config.update(preset=settings.preset.config(), method=settings.method,
+                      calibration=[im.sha256 for im in settings.calib])
+    parent = ctx.root_id() if source is None else source.entry.id
+    step = f"{fmt.name}-{precision}-{part}"
+    entry_id = step_id(parent, step, config)
+    label = _label(fmt, part, precision)
+    entry = _cached(ctx, entry_id, label)
+    if entry is None:
+        started = time.perf_counter()
+        calibration = None
+        if calibrated:
+            calib = list(settings.calib)
+            calibration = ((lambda: encoder_calibration(ctx, calib)) if part == "encoder" else
+                           (lambda: decoder_calibration(ctx, fmt, encoder_fp32, calib)))
+        with ctx.store.build(entry_id, step, parent, config) as folder:
+            job = MakeJob(ctx=ctx, part=part, precision=precision, folder=folder, file=name,
+                          validation=settings.validation, source=source, encoder_fp32=encoder_fp32,
+                          calibration=calibration, preset=settings.preset, method=settings.method,
+                          options=dict(settings.options))
+            info = fmt.make(job)
+            (folder / "info.json").write_text(json.dumps(info, indent=1))
+        ctx.log.add(label, time.perf_counter() - started, False)
+        entry = ctx.store.get(entry_id)
+    return Artifact(part, precision, entry, ctx.store.root, format=fmt.name)
+
+
+# The ONNX steps under their older names (benchmarks and tests call them).
+def ensure_export(ctx: ModelContext, part: str, images: Sequence[CalibImage] | Sequence[np.ndarray],
+                  prefer: str = "dynamo") -> Artifact:
+    from edgekit.formats import get_format
+
+    return ensure_artifact(ctx, get_format("onnx"), part, "fp32",
+                           BuildSettings(validation=images, options={"exporter": prefer}))
 
 
 def ensure_int8(ctx: ModelContext, fp32: Artifact, encoder_fp32: Artifact, calib: Sequence[CalibImage],
                 preset: QuantPreset, method: str) -> Artifact:
-    """The static INT8 (QDQ) model of an FP32 artifact, calibrated on `calib`."""
-    import onnx
+    """The static INT8 of an FP32 artifact."""
+    from edgekit.formats import get_format
 
-    from edgekit.quant.ort_static import quantize_static_onnx
-
-    name = artifact_name(ctx.spec.name, fp32.part, "int8")
-    config = {"file": name, "part": fp32.part, "preset": preset.config(), "method": method,
-              "calibration": [im.sha256 for im in calib]}
-    entry_id = step_id(fp32.entry.id, f"quantize-{fp32.part}", config)
-    entry = _cached(ctx, entry_id, f"quantize {fp32.part}")
-    if entry is None:
-        started = time.perf_counter()
-        feeds = (_encoder_feeds(ctx, calib) if fp32.part == "encoder" else decoder_calibration(ctx, encoder_fp32, calib))
-        with ctx.store.build(entry_id, f"quantize-{fp32.part}", fp32.entry.id, config) as folder:
-            samples = quantize_static_onnx(fp32.path, folder / name, feeds, preset, method)
-            int8_map = build_layer_map(onnx.load(str(folder / name), load_external_data=False), known=fp32.layer_map)
-            int8_map.write(folder / "layer_map.json")
-            (folder / "inputs.npz").write_bytes(fp32.inputs.read_bytes())
-            (folder / "info.json").write_text(json.dumps({"samples": samples, "preset": preset.name, "method": method,
-                                                          "reasons": preset.reasons}, indent=1))
-        ctx.log.add(f"quantize {fp32.part}", time.perf_counter() - started, False)
-        entry = ctx.store.get(entry_id)
-    return Artifact(fp32.part, "int8", entry, ctx.store.root)
+    settings = BuildSettings(calib=calib, preset=preset, method=method)
+    return ensure_artifact(ctx, get_format(fp32.format), fp32.part, "int8", settings, source=fp32,
+                           encoder_fp32=encoder_fp32)

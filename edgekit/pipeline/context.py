@@ -55,10 +55,15 @@ class ModelContext:
         if self._model is None:
             from edgekit.checkpoints import build_variant
 
+            import torch
+
             started = time.perf_counter()
-            self._model = build_variant(self.spec.name, checkpoint=self.checkpoint,
-                                        weights="synthetic" if self.checkpoint is None else None,
-                                        encoder_onnx=self.encoder_onnx)
+            # Never as inference tensors, whichever mode the first caller is in: torch.export (LiteRT) traces
+            # with autograd on and cannot use parameters made under inference_mode.
+            with torch.inference_mode(False):
+                self._model = build_variant(self.spec.name, checkpoint=self.checkpoint,
+                                            weights="synthetic" if self.checkpoint is None else None,
+                                            encoder_onnx=self.encoder_onnx)
             self.log.add("load model", time.perf_counter() - started, False)
         return self._model
 

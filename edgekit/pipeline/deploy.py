@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from edgekit.errors import InputError, ValidationError
-from edgekit.pipeline.artifacts import PARTS, Artifact, ensure_export, ensure_int8
+from edgekit.pipeline.artifacts import PARTS, Artifact, BuildSettings, ensure_artifact
 from edgekit.pipeline.context import ModelContext, testcard
 from edgekit.pipeline.fidelity import cached_fidelity, check_target
 from edgekit.progress import Steps
@@ -28,6 +28,7 @@ class DeployConfig:
     out: Path
     target: str = "local"
     precision: str = "fp32"
+    format: str | None = None  # None: the target profile's defaults.format
     checkpoint: Path | None = None
     encoder_onnx: Path | None = None  # an external image encoder (NanoSAM's ONNX release, or the user's own)
     calib: Path | None = None
@@ -50,7 +51,9 @@ def _images(cfg: DeployConfig):
 
     if cfg.calib is None:
         if cfg.precision == "int8":
-            raise InputError("INT8 needs calibration images", hint="pass --calib DIR (32 real photographs is the default)")
+            raise InputError("static INT8 needs calibration images",
+                             hint="pass --calib DIR (32 real photographs is the default), or --precision int8-dynamic "
+                                  "where the format has it")
         return [], [], [testcard()]
     images = list_images(cfg.calib)
     calib, held = split(images, cfg.calib_count, cfg.held_out)
@@ -68,29 +71,55 @@ def _link(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
+def deploy_format(cfg: DeployConfig):
+    """The Format a deploy makes: --format, else the target profile's default; checked against the precision and
+    this machine before any work starts."""
+    from edgekit.errors import InputError
+    from edgekit.formats import get_format
+
+    name = cfg.format
+    if name is None:
+        from edgekit.targets.profiles import get_profile
+
+        name = get_profile(cfg.target).defaults.format
+    fmt = get_format(name)
+    fmt.check_precision(cfg.precision)
+    problem = fmt.available()
+    if problem:
+        raise InputError(f"--format {fmt.name} cannot be made here: {problem}")
+    return fmt
+
+
 def build_artifacts(cfg: DeployConfig, ctx: ModelContext, images: tuple, step: Callable[[], None] = lambda: None,
                     ) -> tuple[list[Artifact], dict | None]:
-    """Export both parts, and for INT8 quantize them and measure fidelity, all through the store; `images` is
-    _images(cfg). Returns the artifacts in measuring order and the fidelity block (None for FP32). Fleets call
-    it once before their devices start, so that every device finds everything built."""
+    """Make both parts at FP32 and, for any other precision, at that precision too with its fidelity against FP32,
+    all through the store; `images` is _images(cfg). Returns the artifacts in measuring order and the fidelity
+    block (None for FP32). Fleets call it once before their devices start, so that every device finds everything
+    built."""
     from edgekit.quant.presets import PRESETS
 
     calib, held, validation = images
+    fmt = deploy_format(cfg)
+    settings = BuildSettings(validation=validation, calib=calib, preset=PRESETS[cfg.preset], method=cfg.method,
+                             options={"exporter": cfg.exporter})
     fp32 = {}
     for part in PARTS:
-        fp32[part] = ensure_export(ctx, part, validation, prefer=cfg.exporter)
+        fp32[part] = ensure_artifact(ctx, fmt, part, "fp32", settings)
         step()
     artifacts: list[Artifact] = [fp32[p] for p in PARTS]
-    if cfg.precision != "int8":
+    if cfg.precision == "fp32":
         return artifacts, None
-    q8 = {}
+    low = {}
     for part in PARTS:
-        q8[part] = ensure_int8(ctx, fp32[part], fp32["encoder"], calib, PRESETS[cfg.preset], cfg.method)
+        low[part] = ensure_artifact(ctx, fmt, part, cfg.precision, settings, source=fp32[part],
+                                    encoder_fp32=fp32["encoder"])
         step()
-    fidelity, _ = cached_fidelity(ctx, (fp32["encoder"], q8["encoder"]), (fp32["decoder"], q8["decoder"]), held,
+    if not held:  # no --calib: no held-out photographs to measure the cost on (the report says so)
+        return artifacts + [low[p] for p in PARTS], None
+    fidelity, _ = cached_fidelity(ctx, (fp32["encoder"], low["encoder"]), (fp32["decoder"], low["decoder"]), held,
                                   cfg.fidelity_target)
     step()
-    return artifacts + [q8[p] for p in PARTS], fidelity
+    return artifacts + [low[p] for p in PARTS], fidelity
 
 
 def run_deploy(cfg: DeployConfig) -> dict:
@@ -100,9 +129,16 @@ def run_deploy(cfg: DeployConfig) -> dict:
     from edgekit.targets.registry import open_target
     from edgekit.variants.registry import get_spec
 
+    cfg = replace(cfg, format=deploy_format(cfg).name)  # resolved once: the report and the fleet name it
     spec = get_spec(cfg.model)
-    if cfg.precision not in ("fp32", "int8"):
-        raise InputError(f"--precision {cfg.precision} is not supported on the ONNX path", hint="use fp32 or int8")
+    fmt = deploy_format(cfg)
+    refusal = fmt.supports(spec)
+    if refusal:
+        raise ValidationError(f"{spec.name} does not convert to {fmt.name}: {refusal}",
+                              hint="pick another --format (`edgekit models` lists the formats each variant converts to)")
+    if cfg.encoder_onnx is not None and fmt.name != "onnx":
+        raise InputError("--encoder-onnx plugs an ONNX encoder in: it works with --format onnx only",
+                         hint="drop --format, or give --format onnx")
     if cfg.preset not in PRESETS:
         raise InputError(f"unknown --preset {cfg.preset!r}", hint="use one of: " + ", ".join(PRESETS))
     if cfg.checkpoint is not None and not Path(cfg.checkpoint).is_file():
@@ -116,9 +152,9 @@ def run_deploy(cfg: DeployConfig) -> dict:
     if cfg.measure.threads <= 0:  # "every core": known only now, from the device's facts
         cfg = replace(cfg, measure=replace(cfg.measure, threads=int(target.device.get("cpus") or 1)))
     ctx = ModelContext(spec=spec, checkpoint=cfg.checkpoint, store=Store(cfg.store), encoder_onnx=cfg.encoder_onnx)
-    int8 = cfg.precision == "int8"
-    names = [f"export {p}" for p in PARTS] + ([f"quantize {p}" for p in PARTS] + ["fidelity"] if int8 else [])
-    names += [f"measure {p} {q}" for q in (("fp32", "int8") if int8 else ("fp32",)) for p in PARTS] + ["report"]
+    low = cfg.precision != "fp32"
+    names = [f"export {p}" for p in PARTS] + ([f"quantize {p}" for p in PARTS] + ["fidelity"] if low else [])
+    names += [f"measure {p} {q}" for q in (("fp32", cfg.precision) if low else ("fp32",)) for p in PARTS] + ["report"]
     measurements = []
     fidelity = None
     try:

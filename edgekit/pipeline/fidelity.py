@@ -1,6 +1,7 @@
 """What INT8 costs in accuracy: the INT8 pipeline against the FP32 one on held-out images.
 
-Measured on the exported artifacts themselves (ONNX Runtime, both precisions), for the prompts users give:
+Measured on the exported artifacts themselves (each run on this machine by its own format's runtime: ONNX Runtime,
+LiteRT, ...), for the prompts users give:
 points (the best of the multimask candidates, as an app would pick) and boxes (the single mask).
 """
 from __future__ import annotations
@@ -10,8 +11,8 @@ from typing import Sequence
 import numpy as np
 
 from edgekit.errors import ValidationError
-from edgekit.exporters.validate import ort_session
-from edgekit.pipeline.artifacts import Artifact, _decoder_feeds
+from edgekit.formats import get_format
+from edgekit.pipeline.artifacts import Artifact, decoder_feeds
 from edgekit.pipeline.context import ModelContext
 from edgekit.preprocess import binarize, upsample_logits
 from edgekit.quant.calibration import CalibImage, image_seed, load_inputs, sample_prompts
@@ -29,25 +30,25 @@ def _db(signal: float, noise: float) -> float | None:
 
 def measure_fidelity(ctx: ModelContext, encoders: tuple[Artifact, Artifact], decoders: tuple[Artifact, Artifact],
                      held_out: Sequence[CalibImage], target: float | None = None) -> dict:
-    """encoders / decoders: (fp32, int8). Returns the report's `fidelity` block."""
-    enc32, enc8 = (ort_session(a.path) for a in encoders)
-    dec32, dec8 = (ort_session(a.path) for a in decoders)
-    names = [o.name for o in enc32.get_outputs()]
+    """encoders / decoders: (fp32, quantized). Returns the report's `fidelity` block."""
+    enc32, enc8 = (get_format(a.format).session(a.path) for a in encoders)
+    dec32, dec8 = (get_format(a.format).session(a.path) for a in decoders)
     emb = [0.0, 0.0]  # signal, noise over all images (pooled, so big images do not dominate less than small ones)
     logits = [0.0, 0.0]
     ious: dict[str, list[float]] = {"point": [], "box": []}
     recipe = ctx.spec.preprocess
     for image in held_out:
         x, geo, _ = load_inputs(recipe, image)
-        f32 = dict(zip(names, enc32.run(None, {"image": x})))
-        f8 = dict(zip(names, enc8.run(None, {"image": x})))
+        f32 = enc32.run({"image": x})
+        f8 = enc8.run({"image": x})
         ref, got = f32["image_embeddings"].astype(np.float64), f8["image_embeddings"].astype(np.float64)
         emb[0] += float(np.sum(ref ** 2))
         emb[1] += float(np.sum((ref - got) ** 2))
         for prompt in sample_prompts(recipe, geo, seed=image_seed(image)):
             coords, labels = prompt.decoder_inputs(ctx.model)
-            m32, iou32 = dec32.run(None, _decoder_feeds(ctx, f32, coords, labels))[:2]
-            m8, _ = dec8.run(None, _decoder_feeds(ctx, f8, coords, labels))[:2]
+            out32 = dec32.run(decoder_feeds(ctx, f32, coords, labels))
+            m32, iou32 = out32["low_res_masks"], out32["iou_predictions"]
+            m8 = dec8.run(decoder_feeds(ctx, f8, coords, labels))["low_res_masks"]
             logits[0] += float(np.sum(m32.astype(np.float64) ** 2))
             logits[1] += float(np.sum((m32.astype(np.float64) - m8) ** 2))
             # index 0 is the single-mask answer; 1.. the multimask candidates (pick FP32's best, as apps do)
@@ -59,7 +60,7 @@ def measure_fidelity(ctx: ModelContext, encoders: tuple[Artifact, Artifact], dec
     box = float(np.mean(ious["box"])) if ious["box"] else None
     overall = float(np.mean(ious["point"] + ious["box"])) if ious["point"] or ious["box"] else None
     passed = None if target is None or overall is None else overall >= target
-    return {"reference": "fp32", "images": len(held_out), "embedding_sqnr_db": _db(*emb), "logits_sqnr_db": _db(*logits),
+    return {"reference": "fp32", "precision": encoders[1].precision, "format": encoders[1].format, "images": len(held_out), "embedding_sqnr_db": _db(*emb), "logits_sqnr_db": _db(*logits),
             "mask_iou": overall, "mask_iou_point": point, "mask_iou_box": box, "target": target, "passed": passed}
 
 
@@ -96,7 +97,7 @@ def cached_fidelity(ctx: ModelContext, encoders: tuple[Artifact, Artifact], deco
 def check_target(fidelity: dict) -> None:
     if fidelity.get("passed") is False:
         raise ValidationError(
-            f"INT8 mask IoU {fidelity['mask_iou']:.4f} against FP32 is below the target {fidelity['target']:.4f} "
+            f"{fidelity.get('precision', 'int8').upper()} mask IoU {fidelity['mask_iou']:.4f} against FP32 is below the target {fidelity['target']:.4f} "
             f"(points {fidelity['mask_iou_point']:.4f}, boxes {fidelity['mask_iou_box']:.4f}; embedding SQNR "
             f"{fidelity['embedding_sqnr_db'] if fidelity['embedding_sqnr_db'] is None else round(fidelity['embedding_sqnr_db'], 1)} dB)",
             hint="try --calib-method percentile or entropy, more calibration images, or deploy --precision fp32")

@@ -28,13 +28,27 @@ def _layers(m: "Measurement") -> list[dict]:
              "mean_ms": r["mean_ms"] or 0.0, "share": r["share"] or 0.0} for r in m.layers]
 
 
-def _tools() -> dict:
-    import onnx
-    import onnxruntime
-    import torch
+def _runtime(m: "Measurement", cfg: "DeployConfig") -> dict:
+    """What ran the artifact, as the device's runner reported it (LiteRT adds its delegate and kernel mode)."""
+    runtime = m.runtime
+    out = {"name": runtime.get("name", "onnxruntime"), "version": runtime.get("version", "?"),
+           "threads": int(runtime.get("threads", cfg.measure.threads)), "providers": runtime.get("providers", [])}
+    for key in ("delegate", "kernel_mode", "profiler", "module", "delegated_share"):
+        if runtime.get(key) is not None:
+            out[key] = runtime[key]
+    return out
 
-    return {"edgekit": __version__, "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
-            "onnx": onnx.__version__, "python": platform.python_version()}
+
+def _tools() -> dict:
+    from importlib import metadata
+
+    out = {"edgekit": __version__, "python": platform.python_version()}
+    for dist in ("torch", "onnxruntime", "onnx", "ai-edge-litert", "litert-torch", "ai-edge-quantizer"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass  # an optional extra that is not installed
+    return out
 
 
 def _variant(ctx: "ModelContext", encoder_info: dict) -> dict:
@@ -63,11 +77,11 @@ def build_report(cfg: "DeployConfig", ctx: "ModelContext", target: "Target",
 
     rows = []
     for artifact, m in measurements:
-        rows.append({"part": artifact.part, "precision": artifact.precision, "format": "onnx", "artifact": artifact.name,
+        rows.append({"part": artifact.part, "precision": artifact.precision, "format": artifact.format, "artifact": artifact.name,
+                     "runtime": _runtime(m, cfg),
                      "latency_ms": latency_block(m), "layers": _layers(m), "coverage": m.coverage(),
                      **({"layers_note": m.layers_note} if m.layers_note else {})})
     primary = next(r for r in rows if r["part"] == "encoder" and r["precision"] == cfg.precision)
-    runtime = measurements[0][1].runtime
     artifacts = []
     for artifact, _ in measurements:
         for path in artifact.files():
@@ -78,14 +92,14 @@ def build_report(cfg: "DeployConfig", ctx: "ModelContext", target: "Target",
     device.setdefault("arch", "unknown")
     device.setdefault("cpus", 0)
     return {
-        "schema": SCHEMA, "model": ctx.spec.name, "part": "encoder", "format": "onnx", "precision": cfg.precision,
+        "schema": SCHEMA, "model": ctx.spec.name, "part": "encoder", "format": cfg.format or "onnx",
+        "precision": cfg.precision,
         "weights": ({"kind": "synthetic", "path": None, "sha256": None, "note": LATENCY_ONLY_NOTE} if ctx.synthetic else
                     {"kind": "checkpoint", "path": str(cfg.checkpoint), "sha256": ctx.checkpoint_sha256, "note": None}),
         **_encoder_onnx(ctx),
         "variant": _variant(ctx, next(a.info for a, _ in measurements if a.part == "encoder")),
         "target": {"name": target.name, "transport": target.transport.name, "device": device},
-        "runtime": {"name": runtime.get("name", "onnxruntime"), "version": runtime.get("version", "?"),
-                    "threads": int(runtime.get("threads", cfg.measure.threads)), "providers": runtime.get("providers", [])},
+        "runtime": primary["runtime"],
         "latency_ms": primary["latency_ms"], "layers": primary["layers"], "coverage": primary["coverage"],
         "fidelity": fidelity, "measurements": rows, "artifacts": artifacts, "steps": ctx.log.steps,
         "tools": _tools(), "created": utc_now(),

@@ -11,8 +11,13 @@ from edgekit.pipeline.context import ModelContext
 from edgekit.store import Store
 
 
-def sidecar_path(onnx_path: Path) -> Path:
-    return onnx_path.with_name(onnx_path.name.removesuffix(".onnx") + ".json")
+def _stem(path: Path) -> str:
+    """`mobilesam.encoder.int8.tflite` -> `mobilesam.encoder.int8` (the format's suffix off)."""
+    return path.name[: -len(path.suffix)] if path.suffix else path.name
+
+
+def sidecar_path(artifact_path: Path) -> Path:
+    return artifact_path.with_name(_stem(artifact_path) + ".json")
 
 
 def publish(ctx: ModelContext, artifact: Artifact, out: Path) -> list[Path]:
@@ -24,10 +29,10 @@ def publish(ctx: ModelContext, artifact: Artifact, out: Path) -> list[Path]:
     for f in artifact.files():
         _link(f, out / f.name)
         written.append(out / f.name)
-    layers = out / (artifact.name.removesuffix(".onnx") + ".layers.json")
+    layers = out / (_stem(out / artifact.name) + ".layers.json")
     _link(artifact.entry.path(artifact.root, "layer_map.json"), layers)
     info = {"schema": "edgekit.artifact/1", "model": ctx.spec.name, "part": artifact.part, "precision": artifact.precision,
-            "format": "onnx", "file": artifact.name, "layer_map": layers.name,
+            "format": artifact.format, "file": artifact.name, "layer_map": layers.name,
             "weights": {"kind": "synthetic" if ctx.synthetic else "checkpoint",
                         "path": None if ctx.checkpoint is None else str(Path(ctx.checkpoint).resolve()),
                         "encoder_onnx": None if ctx.encoder_onnx is None else str(Path(ctx.encoder_onnx).resolve())},
@@ -37,21 +42,21 @@ def publish(ctx: ModelContext, artifact: Artifact, out: Path) -> list[Path]:
     return [*written, layers, side]
 
 
-def load(onnx_path: Path) -> tuple[ModelContext, Artifact]:
-    """The context and store artifact behind a published ONNX file."""
+def load(artifact_path: Path) -> tuple[ModelContext, Artifact]:
+    """The context and store artifact behind a published artifact file (any format)."""
     from edgekit.variants.registry import get_spec
 
-    side = sidecar_path(onnx_path)
+    side = sidecar_path(artifact_path)
     if not side.is_file():
-        raise InputError(f"{onnx_path} has no {side.name} beside it",
+        raise InputError(f"{artifact_path} has no {side.name} beside it",
                          hint="quantize files written by `edgekit export` (it writes that description)")
     info = json.loads(side.read_text())
     store = Store(Path(info["store"]["root"]))
     entry = store.lookup(info["store"]["entry"])
     if entry is None:
-        raise InputError(f"the artifact store no longer holds {onnx_path.name}", hint="run `edgekit export` again")
+        raise InputError(f"the artifact store no longer holds {artifact_path.name}", hint="run `edgekit export` again")
     checkpoint = info["weights"]["path"]
     encoder_onnx = info["weights"].get("encoder_onnx")
     ctx = ModelContext(spec=get_spec(info["model"]), checkpoint=Path(checkpoint) if checkpoint else None, store=store,
                        encoder_onnx=Path(encoder_onnx) if encoder_onnx else None)
-    return ctx, Artifact(info["part"], info["precision"], entry, store.root)
+    return ctx, Artifact(info["part"], info["precision"], entry, store.root, format=info.get("format", "onnx"))

@@ -18,7 +18,7 @@ from edgekit.errors import InputError
 
 SCHEMA = "edgekit.report/1"
 PARTS = ("encoder", "decoder")
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8")
 WEIGHT_KINDS = ("synthetic", "checkpoint")
 LATENCY_ONLY_NOTE = "latency-only: synthetic weights, outputs meaningless"
 
@@ -56,7 +56,7 @@ COVERAGE = {"layer_sum_ms": NUM, "attributed_share": NUM, "sum_vs_mean": NUM, "s
 EVENT = {"name": str, "op_type": str, "module": Null(str), "start_us": NUM, "dur_us": NUM}
 MEASUREMENT = {"part": OneOf(*PARTS), "precision": OneOf(*PRECISIONS), "format": str, "artifact": str,
                "latency_ms": STATS, "layers": ListOf(LAYER), "coverage": COVERAGE, "timeline": Opt(ListOf(EVENT)),
-               "layers_note": Opt(Null(str))}  # why layers is empty or partial (e.g. no per-op profiler on the device)
+               "layers_note": Opt(Null(str)), "runtime": Opt(dict)}  # why layers is empty or partial (e.g. no per-op profiler on the device)
 FIDELITY = {"reference": str, "images": int, "embedding_sqnr_db": Null(NUM), "logits_sqnr_db": Opt(Null(NUM)),
             "mask_iou": Null(NUM), "mask_iou_point": Opt(Null(NUM)), "mask_iou_box": Opt(Null(NUM)),
             "target": Opt(Null(NUM)), "passed": Null(bool)}

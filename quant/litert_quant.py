@@ -1,0 +1,71 @@
+"""LiteRT precisions made from the FP32 .tflite with ai-edge-quantizer, each with the reason for its recipe.
+
+- fp16: weights stored as float16 (`float_casting`), computed in float32 by XNNPACK: half the file, same speed.
+- int8-dynamic: int8 per-channel weights of the weighted ops; activations quantized on the fly by the kernels
+  (no calibration).
+- int8: static int8 of the weighted ops (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED): int8 weights per channel
+  and int8 activations with ranges calibrated on real images. Only those ops: `static_wi8_ai8` ("every supported
+  op") also quantizes GELU, softmax, the element-wise ops and BATCH_MATMUL between activations, several of which
+  XNNPACK has no int8 kernel for, so they fall out of the delegate into slow builtin kernels (measured: 1.7x
+  SLOWER than FP32 on the MobileSAM encoder). With the weighted ops only, every op stays delegated and the
+  rest of the graph runs in float between QUANTIZE/DEQUANTIZE pairs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from edgekit.errors import ValidationError
+
+STATIC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+DYNAMIC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+RECIPES = {
+    "fp16": {"algorithm": "float_casting", "ops": "all weights", "bits": 16},
+    "int8-dynamic": {"algorithm": "min_max_uniform_quantize", "ops": list(DYNAMIC_OPS), "weights": 8,
+                     "activations": "float, quantized on the fly"},
+    "int8": {"algorithm": "min_max_uniform_quantize", "ops": list(STATIC_OPS), "weights": 8, "activations": 8,
+             "granularity": "channelwise weights, per-tensor activations"},
+}
+CALIBRATION_THREADS = 2  # the quantizer's default is 16 threads; more than the cores only costs memory
+
+
+def _quantizer(source: Path):
+    from ai_edge_quantizer import quantizer
+
+    return quantizer.Quantizer(str(source))
+
+
+def quantize_tflite(source: Path, target: Path, precision: str,
+                    calibration: dict[str, Iterable[dict[str, np.ndarray]]] | None = None) -> dict:
+    """Write the `precision` model of the FP32 `source` to `target`; `calibration` maps each signature name to
+    its feeds (static int8 only). Returns what went into it (recipe, calibration sample count)."""
+    from ai_edge_quantizer import qtyping
+    from ai_edge_quantizer.recipe import AlgorithmName
+
+    ops = qtyping.TFLOperationName
+    qz = _quantizer(source)
+    if precision == "fp16":
+        qz.add_weight_only_config(".*", ops.ALL_SUPPORTED, 16, algorithm_key=AlgorithmName.FLOAT_CASTING)
+    elif precision == "int8-dynamic":
+        for op in DYNAMIC_OPS:
+            qz.add_dynamic_config(".*", ops(op), 8)
+    elif precision == "int8":
+        for op in STATIC_OPS:
+            qz.add_static_config(".*", ops(op), 8, 8)
+    else:
+        raise ValueError(precision)
+    samples = 0
+    result = None
+    if qz.need_calibration:
+        if not calibration:
+            raise ValidationError(f"LiteRT {precision} needs calibration feeds", hint="pass --calib DIR")
+        data = {name: list(feeds) for name, feeds in calibration.items()}
+        samples = sum(len(v) for v in data.values())
+        result = qz.calibrate(data, num_threads=CALIBRATION_THREADS)
+    staged = target.with_name(f".{target.name}.part")
+    quantized = qz.quantize(result, enable_progress_report=False) if result is not None else qz.quantize(enable_progress_report=False)
+    quantized.export_model(str(staged), overwrite=True)
+    staged.replace(target)
+    return {"recipe": RECIPES[precision], "samples": samples}
