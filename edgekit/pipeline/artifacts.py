@@ -146,6 +146,7 @@ def ensure_artifact(ctx: ModelContext, fmt: Format, part: str, precision: str, s
             (folder / "info.json").write_text(json.dumps(info, indent=1))
         ctx.log.add(label, time.perf_counter() - started, False)
         entry = ctx.store.get(entry_id)
+        entry.reused = False  # made just now (Store.get marks what it finds as reused)
     return Artifact(part, precision, entry, ctx.store.root, format=fmt.name)
 
 
