@@ -28,6 +28,7 @@ class RunnerJob:
     runtime: str  # for messages: "ONNX Runtime", "LiteRT"
     python: str  # the device's Python
     extra_args: tuple[str, ...] = ()  # runner options beyond the common measurement ones
+    scripts: tuple[Path, ...] = ()  # companion modules the runner imports, pushed beside it under their own names
 
 
 def remote_name(path: Path) -> str:
@@ -50,6 +51,8 @@ def run_job(job: RunnerJob, transport: Transport, model: Path, inputs: Path | No
         # prepare: the runner, the model and its side files, the inputs
         remote_runner = posixpath.join(work, job.runner.name)
         transport.put(job.runner, remote_runner)
+        for script in job.scripts:  # beside the runner: its folder is the first place Python imports from
+            transport.put(script, posixpath.join(work, script.name))
         model_dir = posixpath.join(work, "models", remote_name(model))
         remote_model = posixpath.join(model_dir, model.name)
         transport.put(model, remote_model)

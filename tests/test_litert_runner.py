@@ -3,7 +3,8 @@ tests/tflite_models.py writes with known weights: the runtime's outputs are comp
 
 Skipped where ai_edge_litert is not installed (the `litert` extra). No runtime is mocked; benchmark_model, which
 cannot be had here, is stood in for by a script that prints a captured real console log from ../shared/fixtures,
-so its argv (checked exactly) and the fetch -> parse path are exercised as on a device.
+so its argv (checked exactly) and the fetch -> parse path are exercised as on a device (with --op-profiler
+benchmark_model: by default the runner takes the LiteRT C profiler, tested in test_litert_profiler*.py).
 """
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ def test_fp32_runner_writes_result_and_outputs_equal_to_numpy(models, tmp_path) 
     offset = RNG.standard_normal((1, 2, 2, 2)).astype(np.float32)
     np.savez(tmp_path / "inputs.npz", offset=offset, image=image)  # by name: stored in the other order on purpose
     proc = run_runner(models["fp32"], tmp_path / "out", "--inputs", str(tmp_path / "inputs.npz"), "--warmup", "2",
-                      "--runs", "7", "--threads", "1", "--benchmark-model", str(tmp_path / "none"), "--save-outputs")
+                      "--runs", "7", "--threads", "1", "--benchmark-model", str(tmp_path / "none"), "--save-outputs",
+                      "--op-profiler", "benchmark_model")
     assert proc.returncode == 0, proc.stderr
     result = json.loads((tmp_path / "out" / "result.json").read_text())
     assert result["runner"] == "edgekit-litert-runner/1" and result["model"] == "tiny_fp32.tflite"
@@ -65,6 +67,7 @@ def test_fp32_runner_writes_result_and_outputs_equal_to_numpy(models, tmp_path) 
     assert result["outputs"] == [{"name": "probs", "shape": [1, 2, 2, 2], "dtype": "float32", "quantization": None}]
     # no per-op profiler: said so, and nothing pretends to be a profile
     assert result["profile_file"] is None and result["profiler"] is None and result["profile_runs"] == 0
+    assert result["ops_file"] is None and result["op_profiler"] is None
     assert "no per-op profile" in result["profile_note"] and "benchmark_model" in result["profile_note"]
     with np.load(tmp_path / "out" / "outputs.npz") as out:
         probs = out["probs"]
@@ -127,6 +130,8 @@ def test_benchmark_model_argv_is_exact() -> None:
         "/opt/bin/benchmark_model", "--graph=/w/models/ab-m.tflite", "--num_threads=4", "--warmup_runs=2",
         "--warmup_min_secs=0", "--num_runs=3", "--min_secs=0", "--max_secs=86400", "--enable_op_profiling=true",
         "--max_profiling_buffer_entries=65536"]
+    # --kernel-mode builtin: TFLite's own kernels, XNNPACK off
+    assert litert_runner.benchmark_argv("bm", "m.tflite", 1, 0, 1, xnnpack=False)[-1] == "--use_xnnpack=false"
 
 
 def fake_benchmark_model(folder: Path, log: Path, exit_code: int = 0) -> Path:
@@ -154,7 +159,7 @@ def test_backend_fetches_benchmark_model_output_and_parses_it(models, tmp_path) 
     log = support.shared_path("fixtures", "tflite", "benchmark_model_tf2.8_mobilenetv1_riscv64_qemu_opprof_with_start_col.txt")
     tool = fake_benchmark_model(tmp_path, log)
     config = MeasureConfig(warmup=1, runs=3, min_seconds=0, threads=2, profile_runs=4)
-    with closing(local_target(benchmark_model=str(tool))) as target:
+    with closing(local_target(benchmark_model=str(tool), op_profiler="benchmark_model")) as target:
         m = target.measure(models["fp32"], None, None, config, tmp_path / "raw")
     argv = json.loads((tmp_path / "argv.json").read_text())
     remote_model = argv[1].split("=", 1)[1]
@@ -168,6 +173,7 @@ def test_backend_fetches_benchmark_model_output_and_parses_it(models, tmp_path) 
     assert first["mean_ms"] == pytest.approx(60.957) and first["share"] == pytest.approx(0.02066)
     assert m.profiled_run_ms == pytest.approx(2950.34) and m.layers_note is None
     assert m.latency.count == 3 and m.runtime["name"] == "litert"  # the timings are the interpreter's own
+    assert m.runtime["op_profiler"] == "benchmark_model" and "ops" not in m.files
     raw = json.loads(m.files["result"].read_text())
     assert raw["profiler"]["returncode"] == 0 and raw["profile_runs"] == 4 and raw["profile_warmup_runs"] == 1
 
@@ -177,12 +183,14 @@ def test_a_failed_or_whole_graph_delegate_profile_is_said_not_pretended(models, 
     failing = tmp_path / "failed.log"
     failing.write_text("STARTING!\nGraph: [m.tflite]\nFailed to load model m.tflite\n")
     (tmp_path / "a").mkdir()
-    with closing(local_target(benchmark_model=str(fake_benchmark_model(tmp_path / "a", failing, exit_code=1)))) as target:
+    with closing(local_target(benchmark_model=str(fake_benchmark_model(tmp_path / "a", failing, exit_code=1)),
+                              op_profiler="benchmark_model")) as target:
         m = target.measure(models["fp32"], None, None, config, tmp_path / "raw-a")
     assert m.layers == [] and m.layers_note.startswith("benchmark_model failed (exit 1)")
     whole = support.shared_path("fixtures", "tflite", "benchmark_model_imx8mp_vx_delegate_npu_single_node_opprof.log")
     (tmp_path / "b").mkdir()
-    with closing(local_target(benchmark_model=str(fake_benchmark_model(tmp_path / "b", whole)))) as target:
+    with closing(local_target(benchmark_model=str(fake_benchmark_model(tmp_path / "b", whole)),
+                              op_profiler="benchmark_model")) as target:
         m = target.measure(models["fp32"], None, None, config, tmp_path / "raw-b")
     assert len(m.layers) == 1 and "whole graph as one node" in m.layers_note
 
@@ -191,7 +199,8 @@ def test_local_target_measures_tflite_end_to_end(models, tmp_path) -> None:
     x = RNG.integers(-128, 128, size=(1, 8)).astype(np.int8)
     np.savez(tmp_path / "q.npz", x=x)
     config = MeasureConfig(warmup=1, runs=5, min_seconds=0, threads=1, profile_runs=1)
-    with closing(local_target(save_outputs=True, benchmark_model=str(tmp_path / "absent"))) as target:
+    with closing(local_target(save_outputs=True, benchmark_model=str(tmp_path / "absent"),
+                              op_profiler="benchmark_model")) as target:
         m = target.measure(models["int8"], tmp_path / "q.npz", None, config, tmp_path / "raw")
         runs_left = os.listdir(Path(target.transport.workdir()) / "runs")
     assert m.artifact == "tiny_int8.tflite" and m.latency.count == 5 and len(m.raw_ms) == 5 and m.warmup == 1
