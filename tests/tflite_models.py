@@ -8,6 +8,10 @@ can compare the runtime's outputs with numpy numerically (not just "it ran").
   named float32 inputs (so inputs.npz is matched by name, not order).
 - `write_int8_model`: static-INT8 FULLY_CONNECTED with int8 input and output (the I/O of a fully quantized model),
   per-tensor scales and zero points, an int32 bias.
+- `write_mixed_model`: image -> CONV_2D -> CUMSUM (last axis) -> SOFTMAX: XNNPACK has no CUMSUM, so the graph
+  runs as two delegated partitions around one builtin kernel (the partly delegated case of the op profiler).
+- `write_torch_model`: a small torch module (conv, LayerNorm, multi-head attention, linear) converted with
+  litert-torch, about 5-10 ms per run on one x86 core: real converter output with module paths in its tensor names.
 """
 from __future__ import annotations
 
@@ -111,8 +115,8 @@ def write_fp32_model(path: Path) -> Path:
     return g.write(path, [image, offset], [probs])
 
 
-def fp32_reference(image: np.ndarray, offset: np.ndarray) -> np.ndarray:
-    """What write_fp32_model's graph computes, in float64 numpy."""
+def fp32_reference(image: np.ndarray, offset: np.ndarray, softmax: bool = True) -> np.ndarray:
+    """What write_fp32_model's graph computes, in float64 numpy (softmax=False: the sum before the softmax)."""
     x = image.astype(np.float64)
     conv = np.zeros((1, 2, 2, 2))
     for i in range(2):
@@ -120,6 +124,8 @@ def fp32_reference(image: np.ndarray, offset: np.ndarray) -> np.ndarray:
             patch = x[0, i:i + 3, j:j + 3, :]
             conv[0, i, j] = np.tensordot(CONV_W.astype(np.float64), patch, axes=([1, 2, 3], [0, 1, 2])) + CONV_B
     z = conv + offset
+    if not softmax:
+        return z
     e = np.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
@@ -135,6 +141,67 @@ def write_int8_model(path: Path) -> Path:
     # FULLY_CONNECTED version 4 is the int8 kernel (version 1 is float only).
     g.op(op.FULLY_CONNECTED, 4, [x, w, b], [y], opt.FullyConnectedOptions, s.FullyConnectedOptionsT())
     return g.write(path, [x], [y])
+
+
+def write_mixed_model(path: Path) -> Path:
+    s = _schema()
+    g = _Graph(s)
+    op, opt, f32 = s.BuiltinOperator, s.BuiltinOptions, s.TensorType.FLOAT32
+    image = g.tensor("image", (1, 4, 4, 3), f32)
+    weights = g.tensor("conv/w", CONV_W.shape, f32, CONV_W)
+    bias = g.tensor("conv/b", CONV_B.shape, f32, CONV_B)
+    axis = g.tensor("cumsum/axis", (), s.TensorType.INT32, np.array(3, dtype=np.int32))
+    conv = g.tensor("conv", (1, 2, 2, 2), f32)
+    summed = g.tensor("cumsum", (1, 2, 2, 2), f32)
+    probs = g.tensor("probs", (1, 2, 2, 2), f32)
+    conv_opt = s.Conv2DOptionsT()
+    conv_opt.padding, conv_opt.strideH, conv_opt.strideW = s.Padding.VALID, 1, 1
+    conv_opt.dilationHFactor = conv_opt.dilationWFactor = 1
+    g.op(op.CONV_2D, 1, [image, weights, bias], [conv], opt.Conv2DOptions, conv_opt)
+    g.op(op.CUMSUM, 1, [conv, axis], [summed], opt.CumsumOptions, s.CumsumOptionsT())
+    softmax = s.SoftmaxOptionsT()
+    softmax.beta = 1.0
+    g.op(op.SOFTMAX, 1, [summed], [probs], opt.SoftmaxOptions, softmax)
+    return g.write(path, [image], [probs])
+
+
+def mixed_reference(image: np.ndarray) -> np.ndarray:
+    """What write_mixed_model's graph computes, in float64 numpy."""
+    z = np.cumsum(fp32_reference(image, np.zeros((1, 2, 2, 2)), softmax=False), axis=-1)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def write_torch_model(path: Path, size: int = 56, channels: int = 64) -> tuple[Path, np.ndarray, np.ndarray]:
+    """(path, input, torch's output) for a conv -> LayerNorm -> attention -> linear module converted by
+    litert-torch; ImportError when litert_torch is not installed. size=56: 784 tokens, ~7 ms per run."""
+    import litert_torch
+    import torch
+    from torch import nn
+
+    class Tiny(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, channels, 3, stride=2, padding=1)  # padding: a PAD node XNNPACK fuses
+            self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+            self.norm = nn.LayerNorm(channels)
+            self.attn = nn.MultiheadAttention(channels, 4, batch_first=True)
+            self.head = nn.Linear(channels, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = torch.relu(self.conv2(torch.relu(self.conv1(x))))
+            tokens = x.flatten(2).transpose(1, 2)
+            normed = self.norm(tokens)
+            attended, _ = self.attn(normed, normed, normed, need_weights=False)
+            return self.head((tokens + attended).mean(dim=1))
+
+    torch.manual_seed(0)
+    module = Tiny().eval()
+    x = torch.randn(1, 3, size, size)  # conv1 has stride 2: (size / 2)^2 tokens
+    litert_torch.convert(module, (x,)).export(str(path))
+    with torch.no_grad():
+        y = module(x).numpy()
+    return path, x.numpy(), y
 
 
 def int8_reference(x: np.ndarray) -> np.ndarray:
