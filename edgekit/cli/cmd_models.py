@@ -18,6 +18,8 @@ def models(as_json: bool, family: str | None) -> None:
       edgekit models
       edgekit models --family sam2 --json
     """
+    from edgekit.formats import format_names, get_format
+    from edgekit.formats.litert import VERIFIED
     from edgekit.progress import Steps
     from edgekit.variants.registry import REGISTRY
     from edgekit.variants.stats import cached_gflops, count
@@ -34,22 +36,30 @@ def models(as_json: bool, family: str | None) -> None:
             "checkpoint": spec.checkpoint.file_name, "wrapped": spec.wrap_key, "url": spec.checkpoint.url,
                 "license": spec.checkpoint.license, "description": spec.description,
                 "external_encoder": spec.external_encoder, "note": spec.checkpoint.note or None,
+                # the formats it converts to, and why not where it does not
+                "formats": {n: get_format(n).supports(spec) is None for n in format_names()},
+                "format_notes": {n: why for n in format_names() if (why := get_format(n).supports(spec))},
             })
             bar.next()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    header = f"{'name':<20} {'family':<17} {'params':>8} {'GFLOPs':>7} {'input':>5}  {'checkpoint':<28} licence"
+    header = (f"{'name':<20} {'family':<17} {'params':>8} {'GFLOPs':>7} {'input':>5}  {'formats':<12} "
+              f"{'checkpoint':<28} licence")
     click.echo(header)
     click.echo("-" * len(header))
     for r in rows:
         params = f"{r['params'] / 1e6:.2f}M" + ("+" if r["external_encoder"] else "")
         gflops = "—" if r["encoder_gflops"] is None else f"{r['encoder_gflops']:.1f}"
         checkpoint = ("encoder.onnx + " if r["external_encoder"] else "") + r["checkpoint"]
-        click.echo(f"{r['name']:<20} {r['family']:<17} {params:>8} {gflops:>7} {r['input_size']:>5}  "
+        formats = ",".join(n + ("*" if n == "litert" and r["name"] not in VERIFIED else "")
+                           for n, ok in r["formats"].items() if ok)
+        click.echo(f"{r['name']:<20} {r['family']:<17} {params:>8} {gflops:>7} {r['input_size']:>5}  {formats:<12} "
                    f"{checkpoint:<28} {r['license']}")
     if any(r["external_encoder"] for r in rows):
         click.echo("+ : the image encoder is an ONNX file given with --encoder-onnx (NanoSAM releases it only as ONNX); "
                    "params count the decoder, the encoder is counted per deploy.")
+    click.echo("litert*: expected to convert with litert-torch, not yet verified for this variant (an export that "
+               "fails says which op).")
     click.echo("GFLOPs: multiply-accumulates of one encoder forward at the input size (counted from the code, the "
                "papers' convention).")
