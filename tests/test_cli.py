@@ -129,3 +129,40 @@ def test_wrong_variant_checkpoint_is_refused(tmp_path: Path, synthetic_mobilesam
     proc = run("predict", "-m", "slimsam-77", "-c", str(synthetic_mobilesam_file), "-i", str(image), "-p", "1,1", "-o", str(tmp_path / "o.npz"))
     assert_clean_error(proc, ExitStatus.CHECKPOINT, "does not have the slimsam-77 layout", "use --model mobilesam")
     assert not (tmp_path / "o.npz").exists()
+
+
+@pytest.mark.parametrize("args,fragment", [(["--runs", "0"], "--runs"), (["--threads", "-3"], "--threads"),
+                                           (["--timeout", "0"], "--timeout"), (["--warmup", "-1"], "--warmup")])
+def test_deploy_refuses_out_of_range_numbers_before_any_work(tmp_path: Path, args: list[str], fragment: str) -> None:
+    proc = run("deploy", "-m", "mobilesam", *args, "--out", str(tmp_path / "run"))
+    assert proc.returncode == int(ExitStatus.USAGE) and fragment in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_deploy_refuses_an_unwritable_run_folder_before_any_work(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for out, fragment in ((blocker, "is not a folder"), (blocker / "run", "is a file, not a folder"),
+                          (Path("/proc/edgekit-test/run"), "cannot write to --out")):
+        proc = run("deploy", "-m", "mobilesam", "--out", str(out))
+        assert_clean_error(proc, ExitStatus.INPUT, fragment, "pass --out a folder you can write to")
+        assert "export" not in proc.stdout  # refused before the first step
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # nothing written, no probe left behind
+
+
+def test_timeout_bounds_a_runner_job_and_names_the_option(tmp_path: Path) -> None:
+    """--timeout reaches the device job: a runner that outlives it is stopped with an error that names the option."""
+    from contextlib import closing
+
+    pytest.importorskip("ai_edge_litert", reason="ai_edge_litert is not installed (the litert extra)")
+    from edgekit.errors import DeviceFailureError
+    from edgekit.targets.base import MeasureConfig
+    from edgekit.targets.registry import open_target
+    from tests import tflite_models
+
+    model = tflite_models.write_fp32_model(tmp_path / "tiny.tflite")
+    config = MeasureConfig(warmup=0, runs=10**9, min_seconds=600, threads=1, profile_runs=0, timeout_s=3)
+    with closing(open_target("local")) as target, pytest.raises(DeviceFailureError) as err:
+        target.measure(model, None, None, config, tmp_path / "raw")
+    assert "within 3 s" in err.value.message and "--timeout" in err.value.hint
+    assert "--timeout SECONDS" in run("deploy", "--help").stdout

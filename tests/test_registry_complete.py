@@ -3,7 +3,7 @@ round trip, SamPredictor-style prediction (a point, a box), the export form (`de
 and both parts exported to ONNX and validated against torch through the pipeline's `ensure_export`.
 
 Parametrized from REGISTRY itself, so a new entry is tested without touching this file, and a test checks
-that no variant was left out. Each variant is built once (a module-scoped fixture that pytest groups by
+the registry against the official checkpoint layouts (../shared/layouts), so no released variant is left out. Each variant is built once (a module-scoped fixture that pytest groups by
 variant, so only one model is in memory at a time).
 """
 from __future__ import annotations
@@ -142,9 +142,14 @@ def _layout_rows(layout: str) -> dict[str, tuple[tuple[int, ...], str]] | None:
     return rows
 
 
-def test_every_registered_variant_is_parametrized() -> None:
-    for params in (VARIANTS, ENCODER_VARIANTS):
-        assert {p.values[0] for p in params} == set(REGISTRY)
+def test_every_official_layout_has_a_registered_variant_and_back() -> None:
+    """The registry against an independent list, the official checkpoint layouts in ../shared/layouts: a layout
+    no variant loads is a missing variant; a variant whose layout is not official loads no release file."""
+    folder = support.shared_path("layouts")
+    official = {p.stem for p in folder.glob("*.txt")}
+    registered = {spec.layout for spec in REGISTRY.values()}
+    assert official - registered == set(), "official layouts without a registered variant"
+    assert registered - official == set(), "registered variants whose layout is no official release file"
     assert set(SLOW_ENCODER_EXPORT) <= set(REGISTRY), "a slow mark names a variant that is not registered"
 
 

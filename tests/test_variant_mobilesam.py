@@ -87,13 +87,21 @@ def _prompts() -> tuple[torch.Tensor, torch.Tensor]:
     return coords, torch.tensor([[1.0, 0.0, 2.0, 3.0]])
 
 
+def _pick(out, multimask: bool):
+    """decode_all's four mask tokens -> what decode returns: 1..3 (multimask) or 0 (single), as SAM slices them."""
+    from edgekit.variants.base import DecoderOutput
+
+    cut = slice(1, None) if multimask else slice(0, 1)
+    return DecoderOutput(low_res_masks=out.low_res_masks[:, cut], iou_predictions=out.iou_predictions[:, cut])
+
+
 @pytest.mark.parametrize("multimask", [True, False])
 def test_decode_without_mask_equals_mask_flag_zero(model: SamDecoderModel, features: dict, multimask: bool) -> None:
     coords, labels = _prompts()
     with torch.inference_mode():
         plain = model.decode(features, coords, labels, None, multimask)
-        flagged = model.decode_with_mask_flag(features, coords, labels, torch.randn(1, 1, 256, 256),
-                                              torch.zeros(1), multimask)
+        flagged = _pick(model.decode_all(features, coords, labels, torch.randn(1, 1, 256, 256), torch.zeros(1)),
+                        multimask)
     k = 3 if multimask else 1
     assert plain.low_res_masks.shape == (1, k, 256, 256) and plain.iou_predictions.shape == (1, k)
     torch.testing.assert_close(flagged.low_res_masks, plain.low_res_masks, atol=1e-5, rtol=0)
@@ -106,7 +114,7 @@ def test_previous_mask_feeds_back(model: SamDecoderModel, features: dict) -> Non
         first = model.decode(features, coords, labels, None, True)
         best = first.low_res_masks[:, first.iou_predictions.argmax(dim=1)]
         again = model.decode(features, coords, labels, best, False)
-        flagged = model.decode_with_mask_flag(features, coords, labels, best, torch.ones(1), False)
+        flagged = _pick(model.decode_all(features, coords, labels, best, torch.ones(1)), False)
         no_mask = model.decode(features, coords, labels, None, False)
     assert (again.low_res_masks - no_mask.low_res_masks).abs().max() > 1e-3  # the mask path is wired
     torch.testing.assert_close(flagged.low_res_masks, again.low_res_masks, atol=1e-5, rtol=0)

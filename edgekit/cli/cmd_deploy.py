@@ -47,20 +47,30 @@ def _read_models(models: tuple[str, ...], models_file: Path | None) -> list[str]
                    "given. onnx makes fp32/int8, litert fp32/fp16/int8-dynamic/int8.")
 @click.option("--calib", type=click.Path(path_type=Path), default=None, metavar="DIR",
               help="Folder of real images for INT8 calibration (and export validation).")
-@click.option("--calib-count", default=32, show_default=True, help="Calibration images (warns below 16).")
-@click.option("--held-out", default=4, show_default=True, help="Further images for the INT8 fidelity check.")
+@click.option("--calib-count", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Calibration images (warns below 16).")
+@click.option("--held-out", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Further images for the INT8 fidelity check.")
 @click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]), default="minmax", show_default=True)
 @click.option("--preset", type=click.Choice(["x86", "arm", "tensorrt"]), default=None,
               help="INT8 preset (default: the target profile's; x86 or arm from the CPU for local).")
 @click.option("--fidelity-target", type=float, default=None, metavar="IOU",
               help="Fail (exit 7) when INT8's mask IoU against FP32 is below this, e.g. 0.9.")
-@click.option("--runs", default=50, show_default=True, help="Timed runs per artifact (at least).")
-@click.option("--min-seconds", default=5.0, show_default=True, help="...and at least this long.")
-@click.option("--warmup", default=5, show_default=True,
+@click.option("--runs", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Timed runs per artifact (at least).")
+@click.option("--min-seconds", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="...and at least this long.")
+@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True,
               help="Untimed runs first; ONNX Runtime CPU sessions need 2-3 to reach steady speed (0: none, for "
                    "emulated devices).")
-@click.option("--threads", type=int, default=None, help="Runtime threads (default: the target profile's, else all cores).")
-@click.option("--profile-runs", default=3, show_default=True, help="Runs under ONNX Runtime's profiler.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Runtime threads (default: the target profile's, else all cores).")
+@click.option("--profile-runs", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Runs under ONNX Runtime's profiler.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=3600.0, show_default=True,
+              metavar="SECONDS",
+              help="Bounds one runner job on the device (one artifact's warm-up, timed and profiled runs): past it "
+                   "the job is stopped and the deploy fails (exit 6).")
 @click.option("--exporter", type=click.Choice(["dynamo", "legacy"]), default="dynamo", show_default=True)
 @click.option("--store", type=click.Path(path_type=Path), default=None, help="Artifact store (default ~/.cache/edgekit/store).")
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
@@ -70,7 +80,7 @@ def deploy(models: tuple[str, ...], models_file: Path | None, target: str, hosts
            inventory: Path | None, device_python: str | None,
            accept_new_host_key: bool, checkpoint: Path | None, weights: str | None, encoder_onnx: Path | None, fmt: str | None, precision: str, calib: Path | None, calib_count: int, held_out: int, calib_method: str,
            preset: str | None, fidelity_target: float | None, runs: int, min_seconds: float, warmup: int,
-           threads: int | None, profile_runs: int, exporter: str, store: Path | None, out: Path | None,
+           threads: int | None, profile_runs: int, timeout: float, exporter: str, store: Path | None, out: Path | None,
            as_json: bool) -> None:
     """Export a variant's encoder and decoder to ONNX (validated against torch), quantize them to INT8
     (calibrated on real images, with the accuracy cost measured on held-out ones), profile every artifact per
@@ -112,8 +122,11 @@ def deploy(models: tuple[str, ...], models_file: Path | None, target: str, hosts
     if threads is None:  # remote: the profile's count, or 0 = every core the device reports (resolved on connect)
         threads = (os.cpu_count() or 1) if target == "local" else (default_threads(target) or 0)
     measure = MeasureConfig(warmup=warmup, runs=runs, min_seconds=min_seconds, threads=threads,
-                            profile_runs=profile_runs)
+                            profile_runs=profile_runs, timeout_s=timeout)
     root = out or Path("edgekit-runs") / (names[0] + f"-{target}" if len(names) == 1 else f"compare-{target}")
+    from edgekit.io import ensure_writable_dir
+
+    ensure_writable_dir(root)  # now, not after the exports: an unwritable run folder must not cost the long work
     from edgekit.variants.registry import get_spec
 
     specs = {name: get_spec(name) for name in names}  # every name checked before the first model starts

@@ -43,20 +43,11 @@ class SamDecoderModel(SamModel):
             dense = self.prompt_encoder.embed_mask(mask_input)
         return self._run_decoder(features["image_embeddings"], sparse, dense, multimask_output)
 
-    def decode_with_mask_flag(self, features: dict[str, torch.Tensor], point_coords: torch.Tensor,
-                              point_labels: torch.Tensor, mask_input: torch.Tensor, has_mask_input: torch.Tensor,
-                              multimask_output: bool = True) -> DecoderOutput:
-        """One graph for both cases, as SAM's ONNX model: the mask path always runs and `has_mask_input` (1,)
-        blends it with the no-mask embedding (0 -> ignore mask_input, 1 -> use it)."""
-        sparse = self.prompt_encoder.embed_points(point_coords, point_labels)
-        has_mask = has_mask_input.reshape(-1, 1, 1, 1).to(sparse.dtype)
-        dense = has_mask * self.prompt_encoder.embed_mask(mask_input)
-        dense = dense + (1 - has_mask) * self.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
-        return self._run_decoder(features["image_embeddings"], sparse, dense, multimask_output)
-
     def decode_all(self, features: dict[str, torch.Tensor], point_coords: torch.Tensor, point_labels: torch.Tensor,
                    mask_input: torch.Tensor | None, has_mask_input: torch.Tensor | None) -> DecoderOutput:
-        """One decoder pass, all four mask tokens: index 0 single-mask, 1..3 multimask (the export form)."""
+        """One decoder pass, all four mask tokens: index 0 single-mask, 1..3 multimask (the export form). With a
+        mask, as SAM's ONNX model: the mask path always runs and `has_mask_input` (1,) blends it with the no-mask
+        embedding (0 -> ignore mask_input, 1 -> use it)."""
         sparse = self.prompt_encoder.embed_points(point_coords, point_labels)
         if mask_input is None:
             dense = self.prompt_encoder.no_mask_dense(sparse.shape[0])
