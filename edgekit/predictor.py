@@ -73,6 +73,9 @@ class Predictor:
         self._features: dict[str, torch.Tensor] | None = None
         self._geometry: ImageGeometry | None = None
         self.input_image: np.ndarray | None = None  # the exact encoder input of the last set_image
+        # Inputs follow the model's dtype: a model made float64 (`model.double()`) runs every step in float64,
+        # which is how the parity tests measure what float32 rounding alone does to a variant's outputs.
+        self.dtype = next(self.model.parameters()).dtype
 
     # -- image -------------------------------------------------------------------------------------------
     def set_image(self, image: np.ndarray, image_format: str = "RGB") -> None:
@@ -86,7 +89,7 @@ class Predictor:
         except ValueError as exc:
             raise InputError(str(exc), hint="pass an HxWx3 uint8 RGB array (e.g. np.asarray(PIL.Image.open(p).convert('RGB')))") from None
         with torch.inference_mode():
-            self._features = {k: v.clone() for k, v in self.model.encode(torch.from_numpy(x)).items()}
+            self._features = {k: v.clone() for k, v in self.model.encode(torch.from_numpy(x).to(self.dtype)).items()}
         self._geometry = geo
         self.input_image = x
 
@@ -95,10 +98,10 @@ class Predictor:
         return self._features is not None
 
     def get_image_embedding(self) -> np.ndarray:
-        return self._require_image()["image_embeddings"].numpy()
+        return self._require_image()["image_embeddings"].float().numpy()
 
     def get_features(self) -> dict[str, np.ndarray]:
-        return {k: v.numpy() for k, v in self._require_image().items()}
+        return {k: v.float().numpy() for k, v in self._require_image().items()}
 
     def _require_image(self) -> dict[str, torch.Tensor]:
         if self._features is None:
@@ -121,9 +124,9 @@ class Predictor:
         if coords is None and box_arr is None:
             raise InputError("no prompt given", hint="give at least one point or a box")
         check_prompts_inside(coords, box_arr, geo.original_hw)
-        t_coords = None if coords is None else torch.from_numpy(transform_coords(self.recipe, geo, coords)).float()[None]
-        t_labels = None if labels is None else torch.from_numpy(labels).float()[None]
-        t_box = None if box_arr is None else torch.from_numpy(transform_coords(self.recipe, geo, box_arr.reshape(2, 2))).float()
+        t_coords = None if coords is None else torch.from_numpy(transform_coords(self.recipe, geo, coords)).to(self.dtype)[None]
+        t_labels = None if labels is None else torch.from_numpy(labels).to(self.dtype)[None]
+        t_box = None if box_arr is None else torch.from_numpy(transform_coords(self.recipe, geo, box_arr.reshape(2, 2))).to(self.dtype)
         mask_t = None
         if mask_input is not None:
             m = np.asarray(mask_input, dtype=np.float32)
@@ -131,7 +134,7 @@ class Predictor:
             if m.size != size * size:
                 raise InputError(f"mask_input must be 1x{size}x{size} low-res logits; got shape {m.shape}",
                                  hint="pass low_res_masks[i:i+1] from an earlier predict()")
-            mask_t = torch.from_numpy(m.reshape(1, 1, size, size))
+            mask_t = torch.from_numpy(m.reshape(1, 1, size, size)).to(self.dtype)
         with torch.inference_mode():
             pc, pl = self.model.prepare_prompts(t_coords, t_labels, t_box)
             out = self.model.decode(features, pc, pl, mask_t, multimask_output)

@@ -18,6 +18,15 @@ from torch import nn
 from edgekit.preprocess import SAM_PREPROCESS, Preprocess
 
 
+def prompt_dtype(*prompts: "torch.Tensor | None") -> torch.dtype:
+    """The float dtype prompts are built in: the first given floating prompt's (float64 when a float64 model is
+    checked against float32), else float32 (integer pixel coordinates, or no prompt)."""
+    for t in prompts:
+        if t is not None and t.is_floating_point():
+            return t.dtype
+    return torch.float32
+
+
 @dataclass(frozen=True)
 class CheckpointSource:
     """Where the official release file comes from (for `edgekit models`, and downloads for users)."""
@@ -125,12 +134,13 @@ class SamModel(nn.Module):
         box; a box becomes two corner points labelled 2 and 3 after the points. Families with other rules
         (SAM 2 puts the box first, EfficientSAM pads to a fixed count) override this.
         """
-        coords = [] if point_coords is None else [point_coords.reshape(1, -1, 2).float()]
-        labels = [] if point_labels is None else [point_labels.reshape(1, -1).float()]
+        dt = prompt_dtype(point_coords, box)
+        coords = [] if point_coords is None else [point_coords.reshape(1, -1, 2).to(dt)]
+        labels = [] if point_labels is None else [point_labels.reshape(1, -1).to(dt)]
         if box is None:
-            coords.append(torch.zeros(1, 1, 2))
-            labels.append(-torch.ones(1, 1))
+            coords.append(torch.zeros(1, 1, 2, dtype=dt))
+            labels.append(-torch.ones(1, 1, dtype=dt))
         else:
-            coords.append(box.reshape(1, 2, 2).float())
-            labels.append(torch.tensor([[2.0, 3.0]]))
+            coords.append(box.reshape(1, 2, 2).to(dt))
+            labels.append(torch.tensor([[2.0, 3.0]], dtype=dt))
         return torch.cat(coords, dim=1), torch.cat(labels, dim=1)

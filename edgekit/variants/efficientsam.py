@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgekit.errors import InputError
-from edgekit.variants.base import DecoderOutput, SamModel
+from edgekit.variants.base import DecoderOutput, SamModel, prompt_dtype
 from edgekit.variants.efficientsam_decoder import MaskDecoder, PromptEncoder
 from edgekit.variants.sam_prompt_encoder import LayerNorm2d  # the same channel LayerNorm (eps 1e-6)
 
@@ -143,13 +143,14 @@ class EfficientSam(SamModel):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Points, then the box as two corners labelled 2 and 3 (the official notebook's order), padded to six
         points with label -1 and no extra SAM-style padding point."""
-        coords = [] if point_coords is None else [point_coords.reshape(1, -1, 2).float()]
-        labels = [] if point_labels is None else [point_labels.reshape(1, -1).float()]
+        dt = prompt_dtype(point_coords, box)
+        coords = [] if point_coords is None else [point_coords.reshape(1, -1, 2).to(dt)]
+        labels = [] if point_labels is None else [point_labels.reshape(1, -1).to(dt)]
         if box is not None:
-            coords.append(box.reshape(1, 2, 2).float())
-            labels.append(torch.tensor([[2.0, 3.0]]))
+            coords.append(box.reshape(1, 2, 2).to(dt))
+            labels.append(torch.tensor([[2.0, 3.0]], dtype=dt))
         if not coords:
-            return _fit_points(torch.zeros(1, 0, 2), torch.zeros(1, 0))
+            return _fit_points(torch.zeros(1, 0, 2, dtype=dt), torch.zeros(1, 0, dtype=dt))
         return _fit_points(torch.cat(coords, dim=1), torch.cat(labels, dim=1))
 
     def decode(

@@ -48,7 +48,7 @@ class RandomPositionEmbedding(nn.Module):
 
     def grid(self, h: int, w: int) -> torch.Tensor:
         """(C, h, w) encoding of the embedding grid's cell centres."""
-        ones = torch.ones(h, w, dtype=torch.float32, device=self.positional_encoding_gaussian_matrix.device)
+        ones = torch.ones(h, w, dtype=self.positional_encoding_gaussian_matrix.dtype, device=self.positional_encoding_gaussian_matrix.device)
         y = (ones.cumsum(dim=0) - 0.5) / h
         x = (ones.cumsum(dim=1) - 0.5) / w
         return self.encode(torch.stack([x, y], dim=-1)).permute(2, 0, 1)
@@ -74,7 +74,7 @@ class PromptEncoder(nn.Module):
         h, w = self.input_hw
         # Shift to the pixel centre, then x / W and y / H: divisions, as upstream, to keep its rounding.
         xy = torch.stack([(coords[..., 0] + 0.5) / w, (coords[..., 1] + 0.5) / h], dim=-1)
-        emb = self.pe_layer.encode(xy.float())
+        emb = self.pe_layer.encode(xy.to(self.pe_layer.positional_encoding_gaussian_matrix.dtype))
         lab = labels.unsqueeze(-1)
         # Masked adds instead of boolean indexing: the same sums, and a graph without data-dependent shapes.
         emb = emb + (lab == -1).to(emb.dtype) * self.invalid_points.weight

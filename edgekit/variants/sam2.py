@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgekit.variants.base import DecoderOutput, SamModel
+from edgekit.variants.base import DecoderOutput, SamModel, prompt_dtype
 from edgekit.variants.efficienttam_vit import ViT, ViTDetNeck
 from edgekit.variants.hiera import FpnNeck, Hiera, ImageEncoder
 from edgekit.variants.sam2_decoder import PromptEncoder, Sam2MaskDecoder
@@ -100,14 +100,15 @@ class Sam2Model(SamModel):
         with boxes=None, whose `_embed_points(pad=boxes is None)` therefore always pads."""
         coords: list[torch.Tensor] = []
         labels: list[torch.Tensor] = []
+        dt = prompt_dtype(point_coords, box)
         if box is not None:
-            coords.append(box.reshape(1, 2, 2).float())
-            labels.append(torch.tensor([[2.0, 3.0]]))
+            coords.append(box.reshape(1, 2, 2).to(dt))
+            labels.append(torch.tensor([[2.0, 3.0]], dtype=dt))
         if point_coords is not None and point_labels is not None:
-            coords.append(point_coords.reshape(1, -1, 2).float())
-            labels.append(point_labels.reshape(1, -1).float())
-        coords.append(torch.zeros(1, 1, 2))
-        labels.append(-torch.ones(1, 1))
+            coords.append(point_coords.reshape(1, -1, 2).to(dt))
+            labels.append(point_labels.reshape(1, -1).to(dt))
+        coords.append(torch.zeros(1, 1, 2, dtype=dt))
+        labels.append(-torch.ones(1, 1, dtype=dt))
         return torch.cat(coords, dim=1), torch.cat(labels, dim=1)
 
 

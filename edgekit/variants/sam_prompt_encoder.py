@@ -57,7 +57,7 @@ class PositionEmbeddingRandom(nn.Module):
         """(B, N, 2) pixel x, y (not normalised) -> (B, N, C)."""
         x = coords[..., 0:1] / image_size[1]
         y = coords[..., 1:2] / image_size[0]
-        return self._pe_encoding(torch.cat([x, y], dim=-1).float())
+        return self._pe_encoding(torch.cat([x, y], dim=-1).to(self.positional_encoding_gaussian_matrix.dtype))
 
 
 class PromptEncoder(nn.Module):
