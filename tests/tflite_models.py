@@ -172,10 +172,8 @@ def mixed_reference(image: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def write_torch_model(path: Path, size: int = 56, channels: int = 64) -> tuple[Path, np.ndarray, np.ndarray]:
-    """(path, input, torch's output) for a conv -> LayerNorm -> attention -> linear module converted by
-    litert-torch; ImportError when litert_torch is not installed. size=56: 784 tokens, ~7 ms per run."""
-    import litert_torch
+def torch_module(channels: int = 64):
+    """The small torch module of write_torch_model (seeded weights), in eval mode."""
     import torch
     from torch import nn
 
@@ -196,12 +194,42 @@ def write_torch_model(path: Path, size: int = 56, channels: int = 64) -> tuple[P
             return self.head((tokens + attended).mean(dim=1))
 
     torch.manual_seed(0)
-    module = Tiny().eval()
-    x = torch.randn(1, 3, size, size)  # conv1 has stride 2: (size / 2)^2 tokens
+    return Tiny().eval()
+
+
+def write_torch_model(path: Path, size: int = 56, channels: int = 64) -> tuple[Path, np.ndarray, np.ndarray]:
+    """(path, input, torch's output) for torch_module() converted by litert-torch; ImportError when litert_torch
+    is not installed. size=56: 784 tokens, ~7 ms per run on one x86 core."""
+    import litert_torch
+    import torch
+
+    module = torch_module(channels)
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1))  # conv1 has stride 2: (size/2)^2 tokens
     litert_torch.convert(module, (x,)).export(str(path))
     with torch.no_grad():
         y = module(x).numpy()
     return path, x.numpy(), y
+
+
+def write_torch_int8_model(path: Path, size: int = 32, channels: int = 32) -> tuple[Path, np.ndarray]:
+    """(path, float input) for torch_module() statically quantized to INT8 (PT2E, per-channel symmetric weights)
+    and converted by litert-torch: int8 I/O, QUANTIZE/DEQUANTIZE around the ops left in float."""
+    import litert_torch
+    import torch
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    module = torch_module(channels)
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1))
+    quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+    prepared = prepare_pt2e(torch.export.export(module, (x,)).module(), quantizer)
+    with torch.no_grad():
+        for seed in range(4):  # calibration
+            prepared(torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(seed + 2)))
+    converted = convert_pt2e(prepared, fold_quantize=False)
+    litert_torch.convert(converted, (x,), quant_config=QuantConfig(pt2e_quantizer=quantizer)).export(str(path))
+    return path, x.numpy()
 
 
 def int8_reference(x: np.ndarray) -> np.ndarray:

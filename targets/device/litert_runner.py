@@ -183,10 +183,12 @@ def _profiler_module():
 
 
 def _nodes(interpreter):
-    """Subgraph 0's TFLite nodes, [{"index", "op", "outputs": [tensor names]}], for aligning events at home.
-    The Interpreter's default delegate appends DELEGATE nodes after the model's own: those are left out."""
+    """Subgraph 0's TFLite nodes, [{"index", "op", "outputs": [tensor names], "inputs" / "output_ids": [tensor
+    ids]}], for aligning events at home (the ids tell which nodes each XNNPACK partition holds). The
+    Interpreter's default delegate appends DELEGATE nodes after the model's own: those are left out."""
     names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
-    return [{"index": int(op["index"]), "op": op["op_name"], "outputs": [names.get(int(i), "") for i in op["outputs"]]}
+    return [{"index": int(op["index"]), "op": op["op_name"], "outputs": [names.get(int(i), "") for i in op["outputs"]],
+             "inputs": [int(i) for i in op["inputs"]], "output_ids": [int(i) for i in op["outputs"]]}
             for op in interpreter._get_ops_details() if op["op_name"] != "DELEGATE"]
 
 
@@ -207,7 +209,9 @@ def _profile_litert(args, np, interpreter, feeds, reference):
     result.json. Raises litert_profiler.LiteRtProfilerError when the wheel cannot do it."""
     lp = _profiler_module()
     by_name = {d["name"]: feeds[d["index"]] for d in interpreter.get_input_details()}
-    got = lp.profile(args.model, by_name, args.profile_runs, warmup=PROFILE_WARMUP_RUNS, num_threads=args.threads,
+    # the profiled model is compiled afresh: it warms up again, unless warm-up was turned off (emulated devices)
+    warmup = PROFILE_WARMUP_RUNS if args.warmup > 0 else 0
+    got = lp.profile(args.model, by_name, args.profile_runs, warmup=warmup, num_threads=args.threads,
                      kernel_mode=args.kernel_mode)
     try:
         nodes, nodes_error = _nodes(interpreter), None
@@ -217,7 +221,7 @@ def _profile_litert(args, np, interpreter, feeds, reference):
     delegate = "xnnpack" if args.kernel_mode == "xnnpack" else "builtin"
     ops = {"format": OPS_FORMAT, "profiler": "litert", "library": got["library"], "version": got["version"],
            "kernel_mode": args.kernel_mode, "delegate": delegate, "threads": args.threads,
-           "warmup_runs": PROFILE_WARMUP_RUNS, "fully_accelerated": got["fully_accelerated"], "nodes": nodes,
+           "warmup_runs": warmup, "fully_accelerated": got["fully_accelerated"], "nodes": nodes,
            "nodes_error": nodes_error, "runs": runs}
     tmp = os.path.join(args.out, OPS_FILE + ".part")
     with open(tmp, "w") as handle:
@@ -225,7 +229,7 @@ def _profile_litert(args, np, interpreter, feeds, reference):
     os.replace(tmp, os.path.join(args.out, OPS_FILE))
     op_types = ("OPERATOR_INVOKE", "DELEGATE_PROFILED_OPERATOR_INVOKE")
     return {"tool": "litert", "library": got["library"], "version": got["version"], "kernel_mode": args.kernel_mode,
-            "delegate": delegate, "threads": args.threads, "warmup_runs": PROFILE_WARMUP_RUNS,
+            "delegate": delegate, "threads": args.threads, "warmup_runs": warmup,
             "runs": args.profile_runs, "profiled_runs_found": len(runs), "seconds": got["seconds"],
             "events": len(got["events"]), "op_events": sum(1 for e in got["events"] if e["type"] in op_types),
             "nodes": len(nodes), "fully_accelerated": got["fully_accelerated"],

@@ -141,7 +141,12 @@ def _nodes(raw: Any) -> list[Node]:
         outputs = item.get("outputs") or []
         if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
             raise ParseError(f"litert_ops.json: node {i} has outputs that are not tensor names", hint=_HINT)
-        nodes.append(Node(item["index"], item["op"], tuple(outputs)))
+        ids = [item.get(key) for key in ("inputs", "output_ids")]  # tensor ids: recorded by newer runners
+        if any(v is not None and (not isinstance(v, list) or not all(isinstance(t, int) and not isinstance(t, bool)
+                                                                     for t in v)) for v in ids):
+            raise ParseError(f"litert_ops.json: node {i} has tensor ids that are not integers", hint=_HINT)
+        nodes.append(Node(item["index"], item["op"], tuple(outputs),
+                          *(tuple(v) if v is not None else None for v in ids)))
     return sorted(nodes, key=lambda n: n.index)  # subgraph 0 runs in index order
 
 
