@@ -33,7 +33,7 @@ def _runtime(m: "Measurement", cfg: "DeployConfig") -> dict:
     runtime = m.runtime
     out = {"name": runtime.get("name", "onnxruntime"), "version": runtime.get("version", "?"),
            "threads": int(runtime.get("threads", cfg.measure.threads)), "providers": runtime.get("providers", [])}
-    for key in ("delegate", "kernel_mode", "profiler", "module", "delegated_share"):
+    for key in ("delegate", "kernel_mode", "op_profiler", "module", "delegated_share", "fully_accelerated"):
         if runtime.get(key) is not None:
             out[key] = runtime[key]
     return out

@@ -127,3 +127,17 @@ def size(n_bytes: int) -> str:
             return f"{n_bytes} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} GiB"
+
+
+def runtime_detail(rt: dict) -> str:
+    """How the runtime ran the primary artifact, beyond name and version: the execution providers (ONNX Runtime),
+    the delegate and how much of the graph it took (LiteRT), and where the per-op rows came from."""
+    parts = list(rt.get("providers") or [])
+    if rt.get("delegate"):
+        share = rt.get("delegated_share")
+        parts.append(f"{rt['delegate']} delegate" + (f" ({share:.0%} of nodes)" if share is not None else ""))
+    if rt.get("kernel_mode") == "builtin":
+        parts.append("builtin kernels")
+    if rt.get("op_profiler"):
+        parts.append(f"per-op: {rt['op_profiler']}")
+    return ", ".join(parts)

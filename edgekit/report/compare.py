@@ -13,12 +13,13 @@ from edgekit.report.render_html import PRECISION_CLASS, page, table
 
 COMPARE_SCHEMA = "edgekit.compare/1"
 COLUMNS = [  # (row key, header, formatter)
-    ("run", "run", str), ("model", "model", str), ("target", "target", str), ("params", "params", bd.count),
+    ("run", "run", str), ("model", "model", str), ("format", "format", str), ("target", "target", str),
+    ("params", "params", bd.count),
     ("encoder_gflops", "GFLOPs", bd.gflops), ("fp32_encoder_ms", "FP32 encoder ms", bd.ms),
     ("int8_encoder_ms", "INT8 encoder ms", bd.ms), ("speedup", "FP32/INT8", bd.ratio),
     ("decoder_ms", "decoder ms", bd.ms), ("embedding_sqnr_db", "embedding SQNR", bd.db), ("mask_iou", "mask IoU", bd.num),
 ]
-TEXT_COLUMNS = {"run", "model", "target"}
+TEXT_COLUMNS = {"run", "model", "format", "target"}
 LATENCY_ONLY_MARK = "†"
 
 
@@ -50,14 +51,17 @@ def compare_rows(runs: list[tuple[str, dict]]) -> list[dict]:
     rows = []
     for label, report in runs:
         fid, dec = report["fidelity"], _decoder(report)
+        # the run's own reduced precision fills the INT8 columns (fp16, int8-dynamic too: the column says which)
+        low = report["precision"] if report["precision"] != "fp32" else "int8"
         rows.append({
-            "run": label, "model": report["model"], "target": report["target"]["name"],
+            "run": label, "model": report["model"], "format": report["format"], "precision": report["precision"],
+            "target": report["target"]["name"],
             "device": report["target"]["device"]["model"], "weights": report["weights"]["kind"],
             "latency_only": schema.is_latency_only(report),
             "params": report["variant"]["params"], "encoder_gflops": report["variant"]["encoder_gflops"],
             "fp32_encoder_ms": _mean(schema.find(report, "encoder", "fp32")),
-            "int8_encoder_ms": _mean(schema.find(report, "encoder", "int8")),
-            "speedup": schema.speedup(report, "encoder"),
+            "int8_encoder_ms": _mean(schema.find(report, "encoder", low)), "low_precision": low,
+            "speedup": schema.speedup(report, "encoder", fast=low),
             "decoder_ms": _mean(dec), "decoder_precision": dec["precision"] if dec else None,
             "embedding_sqnr_db": fid["embedding_sqnr_db"] if fid else None,
             "mask_iou": fid["mask_iou"] if fid else None,
@@ -81,6 +85,8 @@ def row_cells(row: dict, text: "callable") -> list[str]:
             cell += LATENCY_ONLY_MARK
         if key == "decoder_ms" and value is not None and row["decoder_precision"] not in (None, "fp32"):
             cell += f" ({row['decoder_precision']})"
+        if key == "int8_encoder_ms" and value is not None and row.get("low_precision", "int8") != "int8":
+            cell += f" ({row['low_precision']})"
         cells.append(cell)
     return cells
 

@@ -72,8 +72,7 @@ def summary_cards(report: dict) -> str:
              card("mask IoU vs FP32", bd.num(fid["mask_iou"]) if fid else bd.MISSING,
                   f"embedding SQNR {bd.db(fid['embedding_sqnr_db'])}" if fid else "no INT8 artifact"),
              card("target", report["target"]["name"], f"{dev['model']} · {dev['arch']} · {dev['cpus']} CPUs"),
-             card("runtime", f"{rt['name']} {rt['version']}", f"{rt['threads']} thread(s) · "
-                  + ", ".join(rt.get("providers") or [])),
+             card("runtime", f"{rt['name']} {rt['version']}", f"{rt['threads']} thread(s) · " + bd.runtime_detail(rt)),
              card("weights", report["weights"]["kind"], report["weights"].get("path") or "")]
     return f'<div class="cards">{"".join(cards)}</div>'
 

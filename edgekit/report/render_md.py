@@ -86,7 +86,7 @@ def header(report: dict) -> str:
     dev = t["device"]
     mem = f", {dev['memory_gb']:.1f} GB" if dev.get("memory_gb") is not None else ""
     device = f"{text(dev['model'])} ({text(dev['arch'])}, {dev['cpus']} CPUs{mem})"
-    providers = ", ".join(text(p) for p in rt.get("providers") or [])
+    providers = text(bd.runtime_detail(rt))
     weights = text(w["kind"]) + (f" {code(w['path'])}" if w.get("path") else "")
     rows = [["model", f"{text(report['model'])} (family {text(v['family'])}, input {v['input_size']} px)"],
             ["parameters", f"{bd.count(v['params'])} total, {bd.count(v['encoder_params'])} encoder"],

@@ -120,6 +120,7 @@ def _from_litert_ops(text: str, note: str | None) -> tuple[list[LayerTiming], fl
     op_runtime = {"op_profiler": "litert", "kernel_mode": summary.get("kernel_mode"),
                   "delegate": parsed.meta.get("delegate"), "op_profiler_threads": parsed.meta.get("threads"),
                   "nodes": summary.get("nodes"), "delegated_nodes": summary.get("delegated_nodes"),
+                  "delegated_share": summary.get("delegated_share"),
                   "fully_accelerated": summary.get("fully_accelerated"),
                   "fused_nodes": [f"{n['op']}:{n['index']}" for n in summary.get("unmatched_nodes", [])]}
     return list(parsed.layers), summary.get("profiled_run_ms"), "; ".join(notes) or None, op_runtime
