@@ -166,3 +166,10 @@ def test_timeout_bounds_a_runner_job_and_names_the_option(tmp_path: Path) -> Non
         target.measure(model, None, None, config, tmp_path / "raw")
     assert "within 3 s" in err.value.message and "--timeout" in err.value.hint
     assert "--timeout SECONDS" in run("deploy", "--help").stdout
+
+
+def test_litert_profiling_options_are_refused_for_other_formats(tmp_path: Path) -> None:
+    proc = run("deploy", "-m", "mobilesam", "--format", "onnx", "--kernel-mode", "builtin", "--out", str(tmp_path / "r"))
+    assert_clean_error(proc, ExitStatus.INPUT, "--kernel-mode set how LiteRT artifacts are profiled",
+                       "--format onnx makes none", "add --format litert")
+    assert not (tmp_path / "r").exists()

@@ -44,6 +44,7 @@ class DeployConfig:
     host: str | None = None  # the device (ssh targets): user@host[:port] or a ~/.ssh/config alias
     device_python: str | None = None  # overrides the profile's `python:`
     accept_new_host_key: bool = False  # record an unknown host key instead of refusing it
+    litert: dict[str, str] = field(default_factory=dict)  # LiteRTBackend options: op_profiler, kernel_mode
 
 
 def _images(cfg: DeployConfig):
@@ -136,6 +137,10 @@ def run_deploy(cfg: DeployConfig) -> dict:
     if refusal:
         raise ValidationError(f"{spec.name} does not convert to {fmt.name}: {refusal}",
                               hint="pick another --format (`edgekit models` lists the formats each variant converts to)")
+    if cfg.litert and fmt.runtime != "litert":
+        flags = ", ".join("--" + k.replace("_", "-") for k in cfg.litert)
+        raise InputError(f"{flags} set how LiteRT artifacts are profiled, and --format {fmt.name} makes none",
+                         hint="add --format litert, or drop " + flags)
     if cfg.encoder_onnx is not None and fmt.name != "onnx":
         raise InputError("--encoder-onnx plugs an ONNX encoder in: it works with --format onnx only",
                          hint="drop --format, or give --format onnx")
@@ -149,6 +154,7 @@ def run_deploy(cfg: DeployConfig) -> dict:
     calib, held, validation = _images(cfg)
     target = open_target(cfg.target, cfg.host, device_python=cfg.device_python,
                          accept_new_host_key=cfg.accept_new_host_key)
+    target.backend_options["litert"] = {**target.backend_options.get("litert", {}), **cfg.litert}
     if cfg.measure.threads <= 0:  # "every core": known only now, from the device's facts
         cfg = replace(cfg, measure=replace(cfg.measure, threads=int(target.device.get("cpus") or 1)))
     ctx = ModelContext(spec=spec, checkpoint=cfg.checkpoint, store=Store(cfg.store), encoder_onnx=cfg.encoder_onnx)
