@@ -79,6 +79,9 @@ def test_trtexec_verbose_layer_lines_8_0_and_dump_layer_info_10_16() -> None:
     assert (first.name, first.op_type) == ("node_conv2d + node_relu", "CaskConvolution")
     assert first.extra["onnx_layers"] == ["node_conv2d", "node_relu"]
     assert layer(r10, "__myl_MulSum_myl4_1").op_type == "kgen"
+    # a Myelin kernel that fused two ONNX nodes separates them with U+001F
+    detailed = parse("trtexec-layerinfo", fixture("tensorrt", "layerinfo_trt10.16_detailed_myelin_metadata.json"))
+    assert layer(detailed, "node_linear_myl4_0").extra["onnx_layers"] == ["node_linear", "node_relu_2"]
 
 
 def test_trtexec_wrapped_8_2_header_and_doubled_timestamps() -> None:

@@ -56,10 +56,12 @@ def decode_version(code: str) -> str | None:
 def onnx_layers(metadata: str) -> list[str]:
     """ONNX node names from a TRT 10 layer's `Metadata` (`[ONNX Layer: a]\\x1e[ONNX Layer: b]`; may be empty).
 
-    This is the only reliable link from an engine layer back to the ONNX graph.
+    This is the only reliable link from an engine layer back to the ONNX graph. Fused layers separate their
+    nodes with U+001E; Myelin kernels with U+001F (`node_linear_myl4_0`: `[ONNX Layer: node_linear]\\x1f[ONNX
+    Layer: node_relu_2]` in the TRT 10.16 capture).
     """
     out = []
-    for piece in metadata.split("\x1e"):
+    for piece in re.split("[\x1e\x1f]", metadata):
         m = re.fullmatch(r"\s*\[ONNX Layer: (.*)\]\s*", piece)
         if m:
             out.append(m.group(1))
