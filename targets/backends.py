@@ -1,8 +1,11 @@
-"""The explicit table of runtime backends: which one measures an artifact, chosen by its file suffix.
+"""The explicit table of runtime backends, one line each: which one measures an artifact.
 
-`.onnx` -> ONNX Runtime, `.tflite` -> LiteRT. Each entry names the profile runtime it needs (profiles/*.yaml
-`runtimes:`) and its class as "module:Class", imported on first use so that listing or choosing costs nothing.
-An artifact with any other suffix is an input error that lists the known ones.
+Keyed by runtime, the name formats give (`Format.runtime`): a deploy measures each artifact with its format's
+runtime, so two formats can share a suffix (TensorRT-ready ONNX is built into an engine by TensorRT, not run by
+ONNX Runtime). A bare file is measured by the first runtime whose suffix it has: `.onnx` -> ONNX Runtime,
+`.tflite` -> LiteRT. Each entry names the profile runtime it needs (profiles/*.yaml `runtimes:`) and its class as
+"module:Class", imported on first use so that listing or choosing costs nothing. An unknown suffix or runtime is
+an input error that lists the known ones.
 """
 from __future__ import annotations
 
@@ -40,18 +43,24 @@ class BackendEntry:
         return getattr(importlib.import_module(f"{_PKG}.{module}"), cls)
 
 
-BACKENDS: dict[str, BackendEntry] = {e.suffix: e for e in (
+BACKENDS: dict[str, BackendEntry] = {e.runtime: e for e in (
     BackendEntry(".onnx", "onnx", "onnxruntime", "ort.backend:OrtBackend"),
     BackendEntry(".tflite", "tflite", "litert", "litert.backend:LiteRTBackend"),
 )}
 
 
-def entry_for(artifact: Path) -> BackendEntry:
-    """The backend entry for an artifact file; an unknown suffix names the known ones."""
-    entry = BACKENDS.get(Path(artifact).suffix.lower())
+def entry_for(artifact: Path, runtime: str | None = None) -> BackendEntry:
+    """The backend entry that measures an artifact: its runtime's when given, else the first by file suffix; an
+    unknown one names the known ones."""
+    if runtime:
+        entry = BACKENDS.get(runtime)
+        if entry is None:
+            raise InputError(f"no runtime backend called {runtime!r}", hint="runtimes: " + ", ".join(BACKENDS))
+        return entry
+    entry = next((e for e in BACKENDS.values() if e.suffix == Path(artifact).suffix.lower()), None)
     if entry is None:
         raise InputError(f"no runtime backend measures {Path(artifact).name}",
-                         hint="artifacts are " + ", ".join(f"{s} ({e.runtime})" for s, e in BACKENDS.items()))
+                         hint="artifacts are " + ", ".join(f"{e.suffix} ({e.runtime})" for e in BACKENDS.values()))
     return entry
 
 

@@ -33,9 +33,9 @@ class Target:
             self._backends[entry.runtime] = make_backend(entry, self.python, self.backend_options.get(entry.runtime))
         return self._backends[entry.runtime]
 
-    def backend_for(self, model: Path) -> Backend:
-        """The backend that measures `model`, by its suffix."""
-        return self._backend(entry_for(model))
+    def backend_for(self, model: Path, runtime: str | None = None) -> Backend:
+        """The backend that measures `model`: `runtime`'s (its format's), else the one its suffix picks."""
+        return self._backend(entry_for(model, runtime))
 
     @property
     def backend(self) -> Backend:
@@ -43,8 +43,8 @@ class Target:
         return self._backend(entry_for_format(self.default_format))
 
     def measure(self, model: Path, inputs: Path | None, layer_map: LayerMap | None, config: MeasureConfig,
-                results_dir: Path) -> Measurement:
-        return self.backend_for(model).measure(self.transport, model, inputs, layer_map, config, results_dir)
+                results_dir: Path, runtime: str | None = None) -> Measurement:
+        return self.backend_for(model, runtime).measure(self.transport, model, inputs, layer_map, config, results_dir)
 
     def close(self) -> None:
         self.transport.close()

@@ -170,7 +170,7 @@ def run_deploy(cfg: DeployConfig) -> dict:
             for artifact in artifacts:
                 started = time.perf_counter()
                 measurements.append((artifact, target.measure(artifact.path, artifact.inputs, artifact.layer_map,
-                                                              cfg.measure, raw_dir / artifact.name)))
+                                                              cfg.measure, raw_dir / artifact.name, runtime=fmt.runtime)))
                 ctx.log.add(f"measure {artifact.part} {artifact.precision}", time.perf_counter() - started, False)
                 bar.next()
             for artifact in artifacts:
