@@ -34,7 +34,7 @@ class Backend(Protocol):
 @dataclass(frozen=True)
 class BackendEntry:
     suffix: str  # the artifact's file suffix
-    format: str  # the profile format name (profiles.FORMATS)
+    format: str  # the format whose artifacts it runs by default (profiles.FORMATS)
     runtime: str  # the profile runtime it needs on the device
     target: str  # "module:Class", relative to edgekit.targets
 
@@ -45,7 +45,8 @@ class BackendEntry:
 
 BACKENDS: dict[str, BackendEntry] = {e.runtime: e for e in (
     BackendEntry(".onnx", "onnx", "onnxruntime", "ort.backend:OrtBackend"),
-    BackendEntry(".tflite", "tflite", "litert", "litert.backend:LiteRTBackend"),
+    BackendEntry(".tflite", "litert", "litert", "litert.backend:LiteRTBackend"),
+    BackendEntry(".onnx", "tensorrt", "tensorrt", "tensorrt.backend:TensorRTBackend"),  # built on the device
 )}
 
 
@@ -65,7 +66,7 @@ def entry_for(artifact: Path, runtime: str | None = None) -> BackendEntry:
 
 
 def entry_for_format(fmt: str) -> BackendEntry:
-    """The backend entry for a profile format name ("onnx", "tflite")."""
+    """The backend entry for a format name ("onnx", "litert")."""
     entry = next((e for e in BACKENDS.values() if e.format == fmt), None)
     if entry is None:
         raise InputError(f"no runtime backend for format {fmt!r}",

@@ -21,6 +21,7 @@ class Measurement:
     files: dict[str, Path] = field(default_factory=dict)  # raw outputs fetched home
     profiled_run_ms: float | None = None  # the profiler's own mean run span, over the runs the layers came from
     layers_note: str | None = None  # why `layers` is empty or partial (no per-op profiler on the device, ...)
+    power: dict | None = None  # power and energy while it ran (Jetson: device/jetson_power.py), where measured
 
     def coverage(self) -> dict[str, float]:
         total = sum(row["mean_ms"] or 0.0 for row in self.layers)

@@ -17,7 +17,7 @@ from edgekit.errors import InputError, UsageError
 
 TARGETS_DIR_ENV = "EDGEKIT_TARGETS_DIR"
 TRANSPORTS = ("local", "ssh", "adb")
-FORMATS = ("onnx", "tflite", "engine", "mlpackage")
+FORMATS = ("onnx", "litert", "tensorrt", "coreml")  # edgekit's format names (edgekit/formats/), as --format takes them
 PRECISIONS = ("fp32", "fp16", "int8")
 PRESETS = ("x86", "arm", "tensorrt", "auto")  # auto: from the machine that runs edgekit (the local target)
 PROBE_PARSERS = ("text", "vcgencmd", "tegrastats", "thermal_zones")

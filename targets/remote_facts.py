@@ -61,4 +61,9 @@ def read_facts(transport: Transport, profile: Profile, timeout: float = 60.0) ->
     """(the report's device block, the raw texts by key) for a device described by `profile`."""
     answers = run_many(transport, profile.facts, timeout)
     raw = {key: out for key, (code, out) in answers.items() if code == 0 and out.strip()}
-    return device_block(raw), raw
+    device = device_block(raw)
+    if "power_mode" in profile.facts:  # a Jetson: its module, software versions, power mode and clocks
+        from edgekit.targets.device.parse_jetson import jetson_block
+
+        device["jetson"], device["warnings"] = jetson_block(raw)
+    return device, raw

@@ -56,7 +56,8 @@ def _descendants(root: int) -> list[int]:
 
 
 class LoopbackSshd:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, env: dict[str, str] | None = None) -> None:
+        """`env`: more variables every session gets (a PATH with stand-in device tools first)."""
         require_sshd()
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -84,7 +85,8 @@ class LoopbackSshd:
             f"Port {self.port}", "ListenAddress 127.0.0.1", f"HostKey {self.host_key}", f"PidFile {self.root}/sshd.pid",
             f"AuthorizedKeysFile {self.root}/authorized_keys", "StrictModes no", "UsePAM no",
             "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PubkeyAuthentication yes",
-            "PermitRootLogin prohibit-password", f"AllowUsers {self.user}", f"SetEnv XDG_CACHE_HOME={self.remote_cache} HOME={self.remote_home}",
+            "PermitRootLogin prohibit-password", f"AllowUsers {self.user}", f"SetEnv XDG_CACHE_HOME={self.remote_cache} HOME={self.remote_home}"
+            + "".join(f" {k}={v}" for k, v in (env or {}).items()),
             "MaxStartups 50", "MaxSessions 50", "LogLevel ERROR", "PrintMotd no", ""]))
         self.client_config = self.root / "ssh_config"  # for the CLI: EDGEKIT_SSH_CONFIG points here
         self.client_config.write_text(

@@ -15,8 +15,8 @@ from edgekit.errors import DeviceFailureError, UsageError
 from edgekit.targets.profiles import ProfileError, builtin_dir, load_profiles, parse_profile
 from tests import support
 
-BUILTIN = {"raspberry-pi-4", "raspberry-pi-5", "jetson-orin-nano", "jetson-orin-nx", "jetson-agx-orin", "android-arm64",
-           "mac-apple-silicon", "linux-generic", "local"}
+BUILTIN = {"raspberry-pi-4", "raspberry-pi-5", "jetson-orin", "jetson-orin-nano", "jetson-orin-nx", "jetson-agx-orin",
+           "android-arm64", "mac-apple-silicon", "linux-generic", "local"}
 
 
 def _pi4() -> dict:
@@ -32,7 +32,11 @@ def test_builtin_profiles_validate_and_ship_as_package_data() -> None:
         if name != "local":
             assert "ssh" in p.transports and p.python and {"arch"} <= set(p.facts), name
     arm = [p for p in profiles.values() if p.arch in ("aarch64", "arm64")]
-    assert len(arm) == 7 and all(p.defaults.int8_preset == "arm" for p in arm)
+    assert len(arm) == 8 and all(p.defaults.int8_preset == ("tensorrt" if p.name == "jetson-orin" else "arm")
+                                 for p in arm)
+    orin = profiles["jetson-orin"]  # the family target: TensorRT on the GPU, facts read from the device
+    assert (orin.defaults.format, orin.defaults.precision) == ("tensorrt", "fp16") and orin.runtime("tensorrt")
+    assert {"power_mode", "clocks", "l4t_release", "tensorrt", "cuda", "trtexec", "model"} <= set(orin.facts)
     assert profiles["raspberry-pi-4"].probes["throttled"].parse == "vcgencmd"
     assert profiles["jetson-orin-nano"].probes["tegrastats"].parse == "tegrastats"
     assert {"trtexec"} <= set(profiles["jetson-agx-orin"].tools) and "benchmark_model" in profiles["raspberry-pi-5"].tools

@@ -40,11 +40,13 @@ def _read_models(models: tuple[str, ...], models_file: Path | None) -> list[str]
               help="An image encoder as ONNX in place of the variant's (NanoSAM's resnet18_image_encoder.onnx, or "
                    "your own); with several models it goes to those that need one (nanosam).")
 @click.option("--format", "fmt", default=None, metavar="FORMAT",
-              help="onnx or litert (.tflite); default: the target profile's (onnx for local).")
+              help="onnx, litert (.tflite) or tensorrt (TensorRT-ready ONNX, engines built on the device); "
+                   "default: the target profile's (onnx for local, tensorrt for jetson-orin).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "int8-dynamic", "int8"]), default="auto",
               show_default=True,
               help="Anything but fp32 also measures fp32 and the accuracy cost against it; auto = int8 when --calib is "
-                   "given. onnx makes fp32/int8, litert fp32/fp16/int8-dynamic/int8.")
+                   "given, else the target profile's precision where the format makes it (fp16 on jetson-orin), else "
+                   "fp32. onnx makes fp32/int8, litert fp32/fp16/int8-dynamic/int8, tensorrt fp32/fp16/int8.")
 @click.option("--calib", type=click.Path(path_type=Path), default=None, metavar="DIR",
               help="Folder of real images for INT8 calibration (and export validation).")
 @click.option("--calib-count", type=click.IntRange(min=1), default=32, show_default=True,
@@ -125,7 +127,7 @@ def deploy(models: tuple[str, ...], models_file: Path | None, target: str, hosts
     if checkpoint is None:
         warnings.warn("no --checkpoint: using synthetic weights — latency figures are real, accuracy figures are not",
                       stacklevel=1)
-    chosen = precision if precision != "auto" else ("int8" if calib else "fp32")
+    chosen = precision if precision != "auto" else ("int8" if calib else _profile_precision(target, fmt))
     preset = preset or default_preset(target)  # the profile's; x86/arm from this CPU for local (and `auto`)
     if threads is None:  # remote: the profile's count, or 0 = every core the device reports (resolved on connect)
         threads = (os.cpu_count() or 1) if target == "local" else (default_threads(target) or 0)
@@ -186,6 +188,16 @@ def deploy(models: tuple[str, ...], models_file: Path | None, target: str, hosts
                                 "them again (finished artifacts are reused)")
 
 
+def _profile_precision(target: str, fmt: str | None) -> str:
+    """--precision auto without --calib: the profile's precision where the deploy's format makes it, else fp32."""
+    from edgekit.formats import get_format
+    from edgekit.targets.profiles import get_profile
+
+    defaults = get_profile(target).defaults
+    precision = defaults.precision
+    return precision if precision in get_format(fmt or defaults.format).precisions and precision != "int8" else "fp32"
+
+
 def _print_summary(report: dict, run_dir: Path) -> None:
     reused = [s["name"] for s in report["steps"] if s.get("reused")]
     if reused:
@@ -194,8 +206,18 @@ def _print_summary(report: dict, run_dir: Path) -> None:
         lat = m["latency_ms"]
         click.echo(f"{m['artifact']:<40} mean {lat['mean']:9.2f} ms  p50 {lat['p50']:9.2f}  p90 {lat['p90']:9.2f}  "
                    f"({lat['runs']} runs; layers cover {m['coverage']['attributed_share']:.0%})")
+        engine = (m.get("runtime") or {}).get("engine")
+        if engine:
+            click.echo("  engine reused from the device's cache (nothing built)" if engine["reused"] else
+                       f"  engine built on the device in {engine['build_seconds'] or 0:.1f} s")
+        power = m.get("power")
+        if power and power.get("energy_mj_per_inference") is not None:
+            click.echo(f"  power {power['busy_input_mw']:.0f} mW busy, {power['idle_input_mw']:.0f} mW idle: "
+                       f"{power['energy_mj_per_inference']:.2f} mJ per inference")
     f = report.get("fidelity")
-    if f:
+    if f and f.get("mask_iou") is None and f.get("note"):
+        click.echo(f"{f['precision']} fidelity: not measured ({f['note']})")
+    elif f:
         sq = "n/a" if f["embedding_sqnr_db"] is None else f"{f['embedding_sqnr_db']:.1f} dB"
         click.echo(f"INT8 fidelity: embedding SQNR {sq}, mask IoU {f['mask_iou']:.4f} "
                    f"(points {f['mask_iou_point']:.4f}, boxes {f['mask_iou_box']:.4f}) on {f['images']} held-out images")

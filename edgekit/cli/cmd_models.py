@@ -44,7 +44,7 @@ def models(as_json: bool, family: str | None) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    header = (f"{'name':<20} {'family':<17} {'params':>8} {'GFLOPs':>7} {'input':>5}  {'formats':<12} "
+    header = (f"{'name':<20} {'family':<17} {'params':>8} {'GFLOPs':>7} {'input':>5}  {'formats':<22} "
               f"{'checkpoint':<28} licence")
     click.echo(header)
     click.echo("-" * len(header))
@@ -53,13 +53,15 @@ def models(as_json: bool, family: str | None) -> None:
         gflops = "—" if r["encoder_gflops"] is None else f"{r['encoder_gflops']:.1f}"
         checkpoint = ("encoder.onnx + " if r["external_encoder"] else "") + r["checkpoint"]
         formats = ",".join(n + ("*" if n == "litert" and r["name"] not in VERIFIED else "")
-                           for n, ok in r["formats"].items() if ok)
-        click.echo(f"{r['name']:<20} {r['family']:<17} {params:>8} {gflops:>7} {r['input_size']:>5}  {formats:<12} "
+                           + ("†" if n == "tensorrt" else "") for n, ok in r["formats"].items() if ok)
+        click.echo(f"{r['name']:<20} {r['family']:<17} {params:>8} {gflops:>7} {r['input_size']:>5}  {formats:<22} "
                    f"{checkpoint:<28} {r['license']}")
     if any(r["external_encoder"] for r in rows):
         click.echo("+ : the image encoder is an ONNX file given with --encoder-onnx (NanoSAM releases it only as ONNX); "
                    "params count the decoder, the encoder is counted per deploy.")
     click.echo("litert*: expected to convert with litert-torch, not yet verified for this variant (an export that "
                "fails says which op).")
+    click.echo("tensorrt†: the TensorRT-ready ONNX is made and checked here (OneHot-free, validated against torch); "
+               "its engine is built on the device by trtexec, which decides what TensorRT accepts.")
     click.echo("GFLOPs: multiply-accumulates of one encoder forward at the input size (counted from the code, the "
                "papers' convention).")

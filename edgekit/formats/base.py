@@ -107,7 +107,8 @@ class Format:
     suffix: str = ""  # the artifact's file suffix, which also picks the runtime backend (targets/backends.py)
     precisions: tuple[str, ...] = ()  # what it can make, in the order `--help` lists them
     calibrated: frozenset[str] = frozenset()  # precisions that need calibration images (static INT8)
-    runtime: str = ""  # the runtime that runs it on devices and here ("onnxruntime", "litert")
+    runtime: str = ""  # the runtime that runs it on devices ("onnxruntime", "litert", "tensorrt"): targets/backends.py
+    int8_preset: str | None = None  # the INT8 preset its runtime needs whatever --preset says (quant/presets.py)
     revision: int = 1  # part of every artifact's identity in the store: bump when the recipe changes
 
     def derives_from(self, precision: str) -> str | None:
@@ -125,6 +126,11 @@ class Format:
     def session(self, artifact_path: Path, threads: int = 0) -> HostSession:
         """Load a made artifact on this machine (fidelity, calibration features, evaluation)."""
         raise NotImplementedError
+
+    def unmeasured_fidelity(self, precision: str) -> str | None:
+        """Why this machine cannot measure what `precision` costs in accuracy (None: fidelity runs the artifact
+        here, as for every precision of ONNX and LiteRT)."""
+        return None
 
     def available(self) -> str | None:
         """None when this machine can make this format, else why not and how to fix it (the package to

@@ -111,6 +111,11 @@ def ensure_artifact(ctx: ModelContext, fmt: Format, part: str, precision: str, s
     if source is None and source_precision is not None:
         source = ensure_artifact(ctx, fmt, part, source_precision, settings)
     calibrated = precision in fmt.calibrated
+    preset = settings.preset
+    if calibrated and fmt.int8_preset is not None:  # the runtime needs its own (TensorRT: symmetric QDQ)
+        from edgekit.quant.presets import PRESETS
+
+        preset = PRESETS[fmt.int8_preset]
     if calibrated and part == "decoder" and encoder_fp32 is None:
         encoder_fp32 = ensure_artifact(ctx, fmt, "encoder", "fp32", settings)
     name = fmt.artifact_name(ctx.spec.name, part, precision)
@@ -119,11 +124,11 @@ def ensure_artifact(ctx: ModelContext, fmt: Format, part: str, precision: str, s
     if source is None:
         config["validation"] = _image_ids(settings.validation)
     if calibrated:
-        if settings.preset is None or not settings.calib:
+        if preset is None or not settings.calib:
             from edgekit.errors import InputError
 
             raise InputError(f"{fmt.name} {precision} is calibrated on real images", hint="pass --calib DIR")
-        config.update(preset=settings.preset.config(), method=settings.method,
+        config.update(preset=preset.config(), method=settings.method,
                       calibration=[im.sha256 for im in settings.calib])
     parent = ctx.root_id() if source is None else source.entry.id
     step = f"{fmt.name}-{precision}-{part}"
@@ -140,7 +145,7 @@ def ensure_artifact(ctx: ModelContext, fmt: Format, part: str, precision: str, s
         with ctx.store.build(entry_id, step, parent, config) as folder:
             job = MakeJob(ctx=ctx, part=part, precision=precision, folder=folder, file=name,
                           validation=settings.validation, source=source, encoder_fp32=encoder_fp32,
-                          calibration=calibration, preset=settings.preset, method=settings.method,
+                          calibration=calibration, preset=preset, method=settings.method,
                           options=dict(settings.options))
             info = fmt.make(job)
             (folder / "info.json").write_text(json.dumps(info, indent=1))

@@ -115,6 +115,12 @@ def build_artifacts(cfg: DeployConfig, ctx: ModelContext, images: tuple, step: C
         low[part] = ensure_artifact(ctx, fmt, part, cfg.precision, settings, source=fp32[part],
                                     encoder_fp32=fp32["encoder"])
         step()
+    reason = fmt.unmeasured_fidelity(cfg.precision)
+    if reason:  # the precision is chosen on the device: nothing here runs what it will run
+        return artifacts + [low[p] for p in PARTS], {
+            "reference": "fp32", "precision": cfg.precision, "format": fmt.name, "images": 0, "embedding_sqnr_db": None,
+            "logits_sqnr_db": None, "mask_iou": None, "mask_iou_point": None, "mask_iou_box": None, "target": None,
+            "passed": None, "note": reason}
     if not held:  # no --calib: no held-out photographs to measure the cost on (the report says so)
         return artifacts + [low[p] for p in PARTS], None
     fidelity, _ = cached_fidelity(ctx, (fp32["encoder"], low["encoder"]), (fp32["decoder"], low["decoder"]), held,
@@ -141,8 +147,12 @@ def run_deploy(cfg: DeployConfig) -> dict:
         flags = ", ".join("--" + k.replace("_", "-") for k in cfg.litert)
         raise InputError(f"{flags} set how LiteRT artifacts are profiled, and --format {fmt.name} makes none",
                          hint="add --format litert, or drop " + flags)
-    if cfg.encoder_onnx is not None and fmt.name != "onnx":
-        raise InputError("--encoder-onnx plugs an ONNX encoder in: it works with --format onnx only",
+    if cfg.fidelity_target is not None and fmt.unmeasured_fidelity(cfg.precision):
+        raise InputError(f"--fidelity-target cannot be checked for {fmt.name} {cfg.precision}: "
+                         + fmt.unmeasured_fidelity(cfg.precision),
+                         hint=f"drop --fidelity-target, or deploy --precision int8 --calib DIR, whose fidelity is measured")
+    if cfg.encoder_onnx is not None and fmt.name not in ("onnx", "tensorrt"):
+        raise InputError("--encoder-onnx plugs an ONNX encoder in: it works with --format onnx or tensorrt only",
                          hint="drop --format, or give --format onnx")
     if cfg.preset not in PRESETS:
         raise InputError(f"unknown --preset {cfg.preset!r}", hint="use one of: " + ", ".join(PRESETS))
@@ -155,6 +165,11 @@ def run_deploy(cfg: DeployConfig) -> dict:
     target = open_target(cfg.target, cfg.host, device_python=cfg.device_python,
                          accept_new_host_key=cfg.accept_new_host_key)
     target.backend_options["litert"] = {**target.backend_options.get("litert", {}), **cfg.litert}
+    try:
+        _check_device(target, fmt)
+    except BaseException:
+        target.close()
+        raise
     if cfg.measure.threads <= 0:  # "every core": known only now, from the device's facts
         cfg = replace(cfg, measure=replace(cfg.measure, threads=int(target.device.get("cpus") or 1)))
     ctx = ModelContext(spec=spec, checkpoint=cfg.checkpoint, store=Store(cfg.store), encoder_onnx=cfg.encoder_onnx)
@@ -190,6 +205,24 @@ def run_deploy(cfg: DeployConfig) -> dict:
             exc.report = report  # written and complete: a comparison run still sets it beside the others
             raise
     return report
+
+
+def _check_device(target, fmt) -> None:
+    """Before the exports: the device runs the format's runtime (trtexec for TensorRT), and what it says about
+    itself that a user should fix (a Jetson's power mode and clocks) is shown now and kept in the report."""
+    import warnings
+
+    if target.runtimes is not None and fmt.runtime not in target.runtimes:
+        from edgekit.errors import UsageError
+
+        raise UsageError(f"target {target.name} lists no {fmt.runtime} runtime, which --format {fmt.name} needs",
+                         hint=f"pick a --format this target runs ({', '.join(target.runtimes)}), or another --target")
+    if fmt.runtime == "tensorrt":
+        from edgekit.targets.tensorrt.backend import require_trtexec
+
+        require_trtexec(target)
+    for message in target.device.get("warnings", []):
+        warnings.warn(f"{target.name}: {message}", stacklevel=3)
 
 
 def utc_now() -> str:

@@ -24,8 +24,10 @@ def latency_block(m: "Measurement") -> dict:
 
 
 def _layers(m: "Measurement") -> list[dict]:
+    # the common fields, plus the modules a fused engine layer covers (TensorRT) where there are several
     return [{"name": r["name"], "op_type": r["op_type"] or "?", "module": r["module"] or None,
-             "mean_ms": r["mean_ms"] or 0.0, "share": r["share"] or 0.0} for r in m.layers]
+             "mean_ms": r["mean_ms"] or 0.0, "share": r["share"] or 0.0,
+             **({"modules": r["modules"]} if len(r.get("modules") or ()) > 1 else {})} for r in m.layers]
 
 
 def _runtime(m: "Measurement", cfg: "DeployConfig") -> dict:
@@ -33,7 +35,8 @@ def _runtime(m: "Measurement", cfg: "DeployConfig") -> dict:
     runtime = m.runtime
     out = {"name": runtime.get("name", "onnxruntime"), "version": runtime.get("version", "?"),
            "threads": int(runtime.get("threads", cfg.measure.threads)), "providers": runtime.get("providers", [])}
-    for key in ("delegate", "kernel_mode", "op_profiler", "module", "delegated_share", "fully_accelerated"):
+    for key in ("delegate", "kernel_mode", "op_profiler", "module", "delegated_share", "fully_accelerated",
+                "gpu", "cuda_graph", "engine", "gpu_compute_mean_ms", "warmup_ms"):
         if runtime.get(key) is not None:
             out[key] = runtime[key]
     return out
@@ -80,7 +83,8 @@ def build_report(cfg: "DeployConfig", ctx: "ModelContext", target: "Target",
         rows.append({"part": artifact.part, "precision": artifact.precision, "format": artifact.format, "artifact": artifact.name,
                      "runtime": _runtime(m, cfg),
                      "latency_ms": latency_block(m), "layers": _layers(m), "coverage": m.coverage(),
-                     **({"layers_note": m.layers_note} if m.layers_note else {})})
+                     **({"layers_note": m.layers_note} if m.layers_note else {}),
+                     **({"power": m.power} if m.power else {})})
     primary = next(r for r in rows if r["part"] == "encoder" and r["precision"] == cfg.precision)
     artifacts = []
     for artifact, _ in measurements:
@@ -99,7 +103,7 @@ def build_report(cfg: "DeployConfig", ctx: "ModelContext", target: "Target",
         **_encoder_onnx(ctx),
         "variant": _variant(ctx, next(a.info for a, _ in measurements if a.part == "encoder")),
         "target": {"name": target.name, "transport": target.transport.name, "device": device},
-        "runtime": primary["runtime"],
+        "runtime": primary["runtime"], **({"power": primary["power"]} if primary.get("power") else {}),
         "latency_ms": primary["latency_ms"], "layers": primary["layers"], "coverage": primary["coverage"],
         "fidelity": fidelity, "measurements": rows, "artifacts": artifacts, "steps": ctx.log.steps,
         "tools": _tools(), "created": utc_now(),

@@ -141,3 +141,43 @@ def runtime_detail(rt: dict) -> str:
     if rt.get("op_profiler"):
         parts.append(f"per-op: {rt['op_profiler']}")
     return ", ".join(parts)
+
+
+def device_rows(report: dict) -> list[list[str]]:
+    """[field, value] rows of what the device said about itself beyond the basics (a Jetson's module, software,
+    power mode and clocks) and the warnings the deploy gave about it; empty for other devices."""
+    dev = report["target"]["device"]
+    jetson = dev.get("jetson") or {}
+    rows = []
+    if jetson:
+        mode = jetson.get("power_mode")
+        locked = jetson.get("clocks_locked")
+        rows += [["module", jetson.get("module") or MISSING],
+                 ["L4T / JetPack", f"{jetson.get('l4t') or MISSING} / {jetson.get('jetpack') or MISSING}"],
+                 ["TensorRT / CUDA", f"{jetson.get('tensorrt') or MISSING} / {jetson.get('cuda') or MISSING}"],
+                 ["power mode", f"{mode['name']} (id {mode['id']}{', the maximum' if mode['max'] else ', NOT the maximum'})"
+                                if mode else MISSING],
+                 ["clocks", {True: "locked (jetson_clocks)", False: "not locked (DVFS)", None: MISSING}[locked]]]
+    rows += [["warning", w] for w in dev.get("warnings") or []]
+    return rows
+
+
+def power_rows(report: dict) -> list[list[str]]:
+    """One row per measured artifact with a power block: input-rail power busy and idle, energy per inference,
+    GPU load and clocks, hottest sensor, throttling."""
+    rows = []
+    for m in report["measurements"]:
+        p = m.get("power")
+        if not p:
+            continue
+        hottest = max(p["temps_max_c"].items(), key=lambda kv: kv[1]) if p.get("temps_max_c") else None
+        rows.append([f"{m['part']} {m['precision']}", num(p.get("busy_input_mw"), 0), num(p.get("idle_input_mw"), 0),
+                     num(p.get("energy_mj_per_inference"), 3), num(p.get("energy_total_mj_per_inference"), 3),
+                     num(p.get("gpu_load_pct"), 0), num(p.get("gpu_mhz"), 0), num(p.get("emc_mhz"), 0),
+                     f"{hottest[0]} {hottest[1]:.1f} C" if hottest else MISSING,
+                     "; ".join(p.get("throttle_reasons") or []) or "no"])
+    return rows
+
+
+POWER_HEADERS = ["measurement", "busy mW", "idle mW", "mJ / inference", "mJ / inference incl. idle", "GPU load %",
+                 "GPU MHz", "EMC MHz", "hottest", "throttled"]

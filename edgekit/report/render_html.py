@@ -95,6 +95,22 @@ def latency_section(report: dict) -> str:
               detail, {2, 3, 4, 5, 6, 7})])
 
 
+def device_section(report: dict) -> str:
+    rows = bd.device_rows(report)
+    if not rows:
+        return ""
+    return '<h2 id="device">Device</h2>' + table(["field", "value"], [[esc(k), esc(v)] for k, v in rows], set(), "device")
+
+
+def power_section(report: dict) -> str:
+    rows = bd.power_rows(report)
+    if not rows:
+        return ""
+    return ('<h2 id="power">Power</h2><p class="sub">Input-rail power while the GPU was busy and at idle; energy per '
+            'inference is what the inference adds over idle.</p>'
+            + table(bd.POWER_HEADERS, [[esc(c) for c in r] for r in rows], set(range(1, 8)), "power"))
+
+
 def fidelity_section(report: dict) -> str:
     fid = report["fidelity"]
     if fid is None:
@@ -105,7 +121,7 @@ def fidelity_section(report: dict) -> str:
             ["embedding SQNR", bd.db(fid["embedding_sqnr_db"])], ["mask logits SQNR", bd.db(fid.get("logits_sqnr_db"))],
             ["mask IoU", bd.num(fid["mask_iou"])], ["mask IoU, point prompts", bd.num(fid.get("mask_iou_point"))],
             ["mask IoU, box prompts", bd.num(fid.get("mask_iou_box"))], ["target mask IoU", bd.num(fid.get("target"))],
-            ["verdict", verdict]]
+            ["verdict", verdict]] + ([["note", esc(fid["note"])]] if fid.get("note") else [])
     warn = ('<p class="fail">Synthetic weights: these figures only show the quantizer ran; they say nothing about '
             'accuracy.</p>') if schema.is_latency_only(report) else ""
     return f'<h2 id="fidelity">INT8 fidelity</h2>{warn}{table(["check", "value"], rows, {1}, "fidelity")}'
@@ -178,6 +194,7 @@ def render_html(report: dict, top_n: int = 15, module_depth: int | None = None) 
               f'embeddings and fidelity figures are not.</div>') if note else ""
     sub = f"{report['format']} · {t['transport']} · {t['device'].get('os') or ''} · {report['created']}"
     body = "".join([f"<h1>edgekit report: {esc(title)}</h1>", f'<p class="sub">{esc(sub)}</p>', banner,
-                    summary_cards(report), latency_section(report), fidelity_section(report),
+                    summary_cards(report), device_section(report), latency_section(report), power_section(report),
+                    fidelity_section(report),
                     layers_section(report, top_n, module_depth), tail_sections(report)])
     return page(f"edgekit: {title}", body)

@@ -56,7 +56,7 @@ def fidelity_section(report: dict) -> str:
             ["embedding SQNR", bd.db(fid["embedding_sqnr_db"])], ["mask logits SQNR", bd.db(fid.get("logits_sqnr_db"))],
             ["mask IoU", bd.num(fid["mask_iou"])], ["mask IoU (point prompt)", bd.num(fid.get("mask_iou_point"))],
             ["mask IoU (box prompt)", bd.num(fid.get("mask_iou_box"))], ["target mask IoU", bd.num(fid.get("target"))],
-            ["verdict", verdict]]
+            ["verdict", verdict]] + ([["note", text(fid["note"])]] if fid.get("note") else [])
     out = table(["check", "value"], rows, right={1})
     if schema.is_latency_only(report):
         out = "> Synthetic weights: these figures only show the quantizer ran; they say nothing about accuracy.\n\n" + out
@@ -109,8 +109,17 @@ def render_md(report: dict, top_n: int = 15, module_depth: int | None = None) ->
     if note:
         parts.append(f"> **LATENCY-ONLY RUN** ({text(note)}). Timings are real; masks, embeddings and fidelity "
                      "figures are not.")
-    parts += [header(report), "## Latency", latency_table(report), "### Every measured artifact",
-              measurements_table(report), "## INT8 fidelity", fidelity_section(report)]
+    parts.append(header(report))
+    device = bd.device_rows(report)
+    if device:
+        parts += ["## Device", table(["field", "value"], [[text(k), text(v)] for k, v in device])]
+    parts += ["## Latency", latency_table(report), "### Every measured artifact", measurements_table(report)]
+    power = bd.power_rows(report)
+    if power:
+        parts += ["## Power", "Input-rail power while the GPU was busy and at idle; energy per inference is what the "
+                  "inference adds over idle.", table(bd.POWER_HEADERS, [[text(c) for c in r] for r in power],
+                                                      right=set(range(1, 8)))]
+    parts += ["## INT8 fidelity", fidelity_section(report)]
     ordered = sorted(schema.measurements(report), key=lambda m: m is not schema.primary(report))
     for m in ordered:
         tag = " (primary)" if m is schema.primary(report) else ""
