@@ -170,6 +170,6 @@ def test_timeout_bounds_a_runner_job_and_names_the_option(tmp_path: Path) -> Non
 
 def test_litert_profiling_options_are_refused_for_other_formats(tmp_path: Path) -> None:
     proc = run("deploy", "-m", "mobilesam", "--format", "onnx", "--kernel-mode", "builtin", "--out", str(tmp_path / "r"))
-    assert_clean_error(proc, ExitStatus.INPUT, "--kernel-mode set how LiteRT artifacts are profiled",
-                       "--format onnx makes none", "add --format litert")
+    assert_clean_error(proc, ExitStatus.INPUT, "--kernel-mode set how LiteRT runs its artifacts",
+                       "--format onnx makes none for it", "add --format litert")
     assert not (tmp_path / "r").exists()

@@ -80,6 +80,10 @@ def _read_models(models: tuple[str, ...], models_file: Path | None) -> list[str]
 @click.option("--kernel-mode", type=click.Choice(["xnnpack", "builtin"]), default="xnnpack", show_default=True,
               help="LiteRT artifacts: xnnpack profiles the deployed XNNPACK path (operators aligned to nodes); builtin "
                    "profiles TFLite's builtin kernels instead (exact nodes, several times slower, not what ships).")
+@click.option("--providers", default="auto", show_default=True, metavar="auto|LIST",
+              help="ONNX artifacts: ONNX Runtime's execution providers on the device. auto takes TensorRT and CUDA "
+                   "where its onnxruntime build has them (onnxruntime-gpu on a Jetson), then the CPU; or name them: "
+                   "CUDAExecutionProvider,CPUExecutionProvider. The report says which provider ran each node.")
 @click.option("--exporter", type=click.Choice(["dynamo", "legacy"]), default="dynamo", show_default=True)
 @click.option("--store", type=click.Path(path_type=Path), default=None, help="Artifact store (default ~/.cache/edgekit/store).")
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
@@ -89,7 +93,8 @@ def deploy(models: tuple[str, ...], models_file: Path | None, target: str, hosts
            inventory: Path | None, device_python: str | None,
            accept_new_host_key: bool, checkpoint: Path | None, weights: str | None, encoder_onnx: Path | None, fmt: str | None, precision: str, calib: Path | None, calib_count: int, held_out: int, calib_method: str,
            preset: str | None, fidelity_target: float | None, runs: int, min_seconds: float, warmup: int,
-           threads: int | None, profile_runs: int, timeout: float, op_profiler: str, kernel_mode: str, exporter: str,
+           threads: int | None, profile_runs: int, timeout: float, op_profiler: str, kernel_mode: str, providers: str,
+           exporter: str,
            store: Path | None, out: Path | None,
            as_json: bool) -> None:
     """Export a variant's encoder and decoder to ONNX (validated against torch), quantize them to INT8
@@ -133,9 +138,12 @@ def deploy(models: tuple[str, ...], models_file: Path | None, target: str, hosts
         threads = (os.cpu_count() or 1) if target == "local" else (default_threads(target) or 0)
     measure = MeasureConfig(warmup=warmup, runs=runs, min_seconds=min_seconds, threads=threads,
                             profile_runs=profile_runs, timeout_s=timeout)
-    # LiteRT's own settings, only where they differ from its defaults (run_deploy refuses them for other formats)
-    litert = {k: v for k, v in (("op_profiler", op_profiler), ("kernel_mode", kernel_mode))
-              if v != {"op_profiler": "auto", "kernel_mode": "xnnpack"}[k]}
+    # runtimes' own settings, only where they differ from their defaults (run_deploy refuses them for formats that
+    # the runtime does not run)
+    backend_options = {"litert": {k: v for k, v in (("op_profiler", op_profiler), ("kernel_mode", kernel_mode))
+                                  if v != {"op_profiler": "auto", "kernel_mode": "xnnpack"}[k]},
+                       "onnxruntime": {"providers": providers} if providers != "auto" else {}}
+    backend_options = {k: v for k, v in backend_options.items() if v}
     root = out or Path("edgekit-runs") / (names[0] + f"-{target}" if len(names) == 1 else f"compare-{target}")
     from edgekit.io import ensure_writable_dir
 
@@ -152,7 +160,7 @@ def deploy(models: tuple[str, ...], models_file: Path | None, target: str, hosts
                            calib=calib, calib_count=calib_count, held_out=held_out, preset=preset, method=calib_method,
                            fidelity_target=fidelity_target, exporter=exporter, store=store, measure=measure,
                            progress=not as_json, host=host, device_python=device_python,
-                           accept_new_host_key=accept_new_host_key, litert=litert)
+                           accept_new_host_key=accept_new_host_key, backend_options=backend_options)
         if fleet:  # every device in parallel: RUN/<device>/, fleet.json, compare.*; FleetError = exit 8
             return deploy_fleet_cli(cfg, fleet, as_json)
         if len(names) == 1:

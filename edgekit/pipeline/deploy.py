@@ -44,7 +44,9 @@ class DeployConfig:
     host: str | None = None  # the device (ssh targets): user@host[:port] or a ~/.ssh/config alias
     device_python: str | None = None  # overrides the profile's `python:`
     accept_new_host_key: bool = False  # record an unknown host key instead of refusing it
-    litert: dict[str, str] = field(default_factory=dict)  # LiteRTBackend options: op_profiler, kernel_mode
+    # runtime -> backend options that differ from the defaults (litert: op_profiler, kernel_mode; onnxruntime:
+    # providers), from the CLI's --op-profiler / --kernel-mode / --providers
+    backend_options: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def _images(cfg: DeployConfig):
@@ -143,10 +145,13 @@ def run_deploy(cfg: DeployConfig) -> dict:
     if refusal:
         raise ValidationError(f"{spec.name} does not convert to {fmt.name}: {refusal}",
                               hint="pick another --format (`edgekit models` lists the formats each variant converts to)")
-    if cfg.litert and fmt.runtime != "litert":
-        flags = ", ".join("--" + k.replace("_", "-") for k in cfg.litert)
-        raise InputError(f"{flags} set how LiteRT artifacts are profiled, and --format {fmt.name} makes none",
-                         hint="add --format litert, or drop " + flags)
+    for runtime, options in cfg.backend_options.items():
+        if options and runtime != fmt.runtime:
+            flags = ", ".join("--" + k.replace("_", "-") for k in options)
+            what = {"litert": "LiteRT", "onnxruntime": "ONNX Runtime"}.get(runtime, runtime)
+            owner = {"litert": "litert", "onnxruntime": "onnx"}.get(runtime, runtime)
+            raise InputError(f"{flags} set how {what} runs its artifacts, and --format {fmt.name} makes none for it",
+                             hint=f"add --format {owner}, or drop {flags}")
     if cfg.fidelity_target is not None and fmt.unmeasured_fidelity(cfg.precision):
         raise InputError(f"--fidelity-target cannot be checked for {fmt.name} {cfg.precision}: "
                          + fmt.unmeasured_fidelity(cfg.precision),
@@ -164,7 +169,8 @@ def run_deploy(cfg: DeployConfig) -> dict:
     calib, held, validation = _images(cfg)
     target = open_target(cfg.target, cfg.host, device_python=cfg.device_python,
                          accept_new_host_key=cfg.accept_new_host_key)
-    target.backend_options["litert"] = {**target.backend_options.get("litert", {}), **cfg.litert}
+    for runtime, options in cfg.backend_options.items():
+        target.backend_options[runtime] = {**target.backend_options.get(runtime, {}), **options}
     try:
         _check_device(target, fmt)
     except BaseException:

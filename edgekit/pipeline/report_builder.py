@@ -27,7 +27,8 @@ def _layers(m: "Measurement") -> list[dict]:
     # the common fields, plus the modules a fused engine layer covers (TensorRT) where there are several
     return [{"name": r["name"], "op_type": r["op_type"] or "?", "module": r["module"] or None,
              "mean_ms": r["mean_ms"] or 0.0, "share": r["share"] or 0.0,
-             **({"modules": r["modules"]} if len(r.get("modules") or ()) > 1 else {})} for r in m.layers]
+             **({"modules": r["modules"]} if len(r.get("modules") or ()) > 1 else {}),
+             **({"provider": r["provider"]} if r.get("provider") else {})} for r in m.layers]
 
 
 def _runtime(m: "Measurement", cfg: "DeployConfig") -> dict:
@@ -36,7 +37,8 @@ def _runtime(m: "Measurement", cfg: "DeployConfig") -> dict:
     out = {"name": runtime.get("name", "onnxruntime"), "version": runtime.get("version", "?"),
            "threads": int(runtime.get("threads", cfg.measure.threads)), "providers": runtime.get("providers", [])}
     for key in ("delegate", "kernel_mode", "op_profiler", "module", "delegated_share", "fully_accelerated",
-                "gpu", "cuda_graph", "engine", "gpu_compute_mean_ms", "warmup_ms"):
+                "gpu", "cuda_graph", "engine", "gpu_compute_mean_ms", "warmup_ms", "time_by_provider_ms",
+                "providers_requested"):
         if runtime.get(key) is not None:
             out[key] = runtime[key]
     return out

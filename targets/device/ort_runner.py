@@ -64,12 +64,29 @@ def _feeds(np, session, inputs_path):
     return feeds
 
 
+# --providers auto: the fastest execution providers this onnxruntime build has, in this order (onnxruntime-gpu on a
+# Jetson or a PC has TensorRT and CUDA; the CPU one is always there and takes what the others cannot run)
+PREFERRED = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def choose_providers(requested, available):
+    """`auto` (or empty) -> PREFERRED filtered by what the build has; else the comma list, each one checked."""
+    if requested in ("", "auto"):
+        return [p for p in PREFERRED if p in available] or ["CPUExecutionProvider"]
+    wanted = [p.strip() for p in requested.split(",") if p.strip()]
+    missing = [p for p in wanted if p not in available]
+    if missing:
+        raise SystemExit("edgekit-ort-runner: this onnxruntime has no %s (it has %s): install onnxruntime-gpu, or "
+                         "deploy with --providers auto" % (", ".join(missing), ", ".join(available)))
+    return wanted
+
+
 def run(args):
     import numpy as np
     import onnxruntime as ort
 
     os.makedirs(args.out, exist_ok=True)
-    providers = args.providers.split(",") if args.providers else ["CPUExecutionProvider"]
+    providers = choose_providers(args.providers, ort.get_available_providers())
     started = time.perf_counter()
     session = _session(ort, args.model, args.threads, providers)
     load_ms = (time.perf_counter() - started) * 1000.0
@@ -109,7 +126,8 @@ def run(args):
         "model": os.path.basename(args.model),
         "model_sha256": _sha256(args.model),
         "runtime": {"name": "onnxruntime", "version": ort.__version__, "threads": args.threads,
-                    "providers": session.get_providers()},
+                    "providers": session.get_providers(), "providers_requested": args.providers or "auto",
+                    "providers_available": ort.get_available_providers()},
         "load_ms": load_ms,
         "warmup": args.warmup,
         "latency_ms": samples,
@@ -137,7 +155,8 @@ def main(argv=None):
     parser.add_argument("--min-seconds", type=float, default=5.0)
     parser.add_argument("--max-runs", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--providers", default="")
+    parser.add_argument("--providers", default="auto",
+                        help="auto (TensorRT, CUDA, then CPU, as this build has them) or a comma list of provider names")
     parser.add_argument("--profile-runs", type=int, default=3)
     args = parser.parse_args(argv)
     return run(args)

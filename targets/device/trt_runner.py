@@ -35,8 +35,11 @@ import zipfile
 RESULT_FILE = "result.json"
 RUNNER = "edgekit-trt-runner/1"
 TRTEXEC_DIRS = ("/usr/src/tensorrt/bin", "/usr/local/tensorrt/bin")
-_ERROR_LINE = re.compile(r"\[E\]|\bERROR\b|error:", re.I)
-_ONNX_NODE = re.compile(r"(?:In node (-?\d+) \(([^)]*)\)|node(?: name)?[: ]+['\"]?([\w./:-]+))", re.I)
+_ERROR_LINE = re.compile(r"\[E\]|\bERROR\b", re.I)
+# TensorRT's ONNX parser dumps the node it failed on: `While parsing node number 16 [OneHot -> "out"]:`, then
+# `--- Begin node ---` with the NodeProto's text (`name: "/OneHot"`) up to `--- End node ---`
+_NODE_NUMBER = re.compile(r"(?:While parsing node number|In node) (-?\d+)(?: \[(\w+) -> \"([^\"]*)\"\])?")
+_NODE_NAME = re.compile(r'^\s*name:\s*"([^"]+)"', re.M)
 
 
 class RunnerError(Exception):
@@ -215,18 +218,24 @@ def run_logged(argv, log_path, timeout):
 
 
 def failure_summary(log_path):
-    """The error lines of a trtexec log and the ONNX node it names, for one clear message."""
+    """The error lines of a trtexec log (from its first [E] line, at most 14) and the ONNX node it names."""
     try:
-        lines = open(log_path, errors="replace").read().splitlines()
+        text = open(log_path, errors="replace").read()
     except OSError:
         return "", None
-    errors = [line for line in lines if _ERROR_LINE.search(line)][-8:]
+    lines = text.splitlines()
+    first = next((i for i, line in enumerate(lines) if _ERROR_LINE.search(line)), None)
+    errors = lines[first:first + 14] if first is not None else []
     node = None
-    for line in errors:
-        match = _ONNX_NODE.search(line)
-        if match:
-            node = match.group(2) or match.group(3) or match.group(1)
-            break
+    dump = text.split("--- Begin node ---", 1)
+    if len(dump) == 2:
+        name = _NODE_NAME.search(dump[1].split("--- End node ---", 1)[0])
+        node = name.group(1) if name else None
+    if node is None:
+        number = _NODE_NUMBER.search(text)
+        if number:
+            node = "number %s" % number.group(1) + (" (%s -> %s)" % (number.group(2), number.group(3))
+                                                     if number.group(2) else "")
     return "\n".join(errors), node
 
 

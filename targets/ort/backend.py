@@ -21,12 +21,13 @@ RUNNER = Path(__file__).resolve().parents[1] / "device" / "ort_runner.py"
 class OrtBackend:
     name = "onnxruntime"
 
-    def __init__(self, python: str = "python3") -> None:
+    def __init__(self, python: str = "python3", providers: str = "auto") -> None:
         self.python = python
+        self.providers = providers  # auto: the GPU providers where the device's onnxruntime has them, else the CPU
 
     def measure(self, transport: Transport, model: Path, inputs: Path | None, layer_map: LayerMap | None,
                 config: MeasureConfig, results_dir: Path) -> Measurement:
-        job = RunnerJob(RUNNER, "ONNX Runtime", self.python)
+        job = RunnerJob(RUNNER, "ONNX Runtime", self.python, ("--providers", self.providers))
         data = model.with_name(model.name + ".data")  # external weights, beside the model under the same name
         raw, files = run_job(job, transport, model, inputs, config, results_dir,
                              companions=[data] if data.exists() else [], wanted=_wanted)
@@ -65,9 +66,16 @@ def parse_results(artifact: str, raw: dict, files: dict[str, Path], layer_map: L
         profiled_run_ms = profile.summary.get("mean_run_ms")
     graph = runtime_graph(files["optimized"]) if "optimized" in files else None
     modules = attribute([row.name for row in layers], layer_map, graph) if layer_map else [""] * len(layers)
-    rows = [{"name": row.name, "op_type": row.op_type, "module": module, "mean_ms": row.mean_ms, "share": row.share}
+    rows = [{"name": row.name, "op_type": row.op_type, "module": module, "mean_ms": row.mean_ms, "share": row.share,
+             **({"provider": row.extra["provider"]} if row.extra.get("provider") else {})}
             for row, module in zip(layers, modules)]
+    runtime = dict(raw.get("runtime", {}))
+    if rows and any("provider" in r for r in rows):  # which execution provider ran how much of the graph
+        by: dict[str, float] = {}
+        for r in rows:
+            by[r.get("provider", "?")] = by.get(r.get("provider", "?"), 0.0) + (r["mean_ms"] or 0.0)
+        runtime["time_by_provider_ms"] = {k: round(v, 4) for k, v in by.items()}
     return Measurement(artifact=artifact, latency=RunStats.from_samples(samples), raw_ms=samples,
-                       warmup=int(raw.get("warmup", 0)), layers=rows, runtime=raw.get("runtime", {}),
+                       warmup=int(raw.get("warmup", 0)), layers=rows, runtime=runtime,
                        load_ms=raw.get("load_ms"), files=files, profiled_run_ms=profiled_run_ms,
                        layers_note=None if "profile" in files else "no per-op profile: profiling was off (--profile-runs 0)")

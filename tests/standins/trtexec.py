@@ -45,12 +45,16 @@ def build(opts):
     if os.path.exists(fail):
         node = open(fail).read().strip() or graph.node[0].name
         index = next((i for i, n in enumerate(graph.node) if n.name == node), 0)
-        log("E", "[TRT] ModelImporter.cpp:949: While parsing node number %d [%s -> \"%s\"]:" % (
-            index, graph.node[index].op_type, graph.node[index].output[0]))
-        log("E", "[TRT] ModelImporter.cpp:950: --- Begin node ---")
-        log("E", "[TRT] ModelImporter.cpp:953: --- End node ---")
-        log("E", "[TRT] ModelImporter.cpp:956: ERROR: onnxOpImporters.cpp:4712 In node %d (importOneHot): "
-                 "UNSUPPORTED_NODE: Assertion failed: depth must be a build-time constant" % index)
+        bad = graph.node[index]
+        log("E", "[TRT] ModelImporter.cpp:771: While parsing node number %d [%s -> \"%s\"]:" % (
+            index, bad.op_type, bad.output[0]))
+        log("E", "[TRT] ModelImporter.cpp:772: --- Begin node ---")
+        log("E", "[TRT] ModelImporter.cpp:773: " + "\n".join(['input: "%s"' % i for i in bad.input]
+                                                           + ['output: "%s"' % o for o in bad.output]
+                                                           + ['name: "%s"' % bad.name, 'op_type: "%s"' % bad.op_type]))
+        log("E", "[TRT] ModelImporter.cpp:774: --- End node ---")
+        log("E", "[TRT] ModelImporter.cpp:777: ERROR: onnxOpImporters.cpp:4712 In function importOneHot:")
+        print("[8] Assertion failed: UNSUPPORTED_NODE: depth must be a build-time constant")
         log("E", "Failed to parse onnx file")
         log("E", "Parsing model failed")
         log("E", "Failed to create engine from model or file.")
