@@ -81,8 +81,31 @@ def diagnose(transport: Transport, profile: Profile, python: str) -> list[Check]
                             "install Python 3 on the device, or pass --device-python /path/to/python"))
         return checks + _disk(transport) + _probes(transport, profile) + _tools(transport, profile)
     checks.append(Check("python", "ok", f"{python} {out.strip()}"))
-    return checks + _runtimes(transport, profile, python) + _disk(transport) + _probes(transport, profile) + \
-        _tools(transport, profile)
+    return checks + _jetson(transport, profile) + _runtimes(transport, profile, python) + _disk(transport) + \
+        _probes(transport, profile) + _tools(transport, profile)
+
+
+def _jetson(transport: Transport, profile: Profile) -> list[Check]:
+    """A Jetson's module, software, power mode and clocks, each with the fix a deploy would warn about."""
+    if "power_mode" not in profile.facts:
+        return []
+    from edgekit.targets.device.parse_jetson import jetson_block
+
+    answers = run_many(transport, profile.facts)
+    block, _ = jetson_block({k: out for k, (code, out) in answers.items() if code == 0})
+    mode, locked = block["power_mode"], block["clocks_locked"]
+    return [
+        Check("module", "ok" if block["module"] else "warn", block["module"] or "unreadable",
+              None if block["module"] else "/proc/device-tree/model is hidden (a container?): deploys still run "
+                                           "where trtexec is"),
+        Check("l4t", "info", f"L4T {block['l4t'] or '?'} (JetPack {block['jetpack'] or '?'}), TensorRT "
+                             f"{block['tensorrt'] or '?'}, CUDA {block['cuda'] or '?'}"),
+        Check("power mode", "ok" if mode and mode["max"] else "warn",
+              f"{mode['name']} (id {mode['id']})" if mode else "unknown",
+              None if mode and mode["max"] else "sudo nvpmodel -m 0 (the maximum mode) for the board's best latency"),
+        Check("clocks", "ok" if locked else "warn", {True: "locked", False: "not locked", None: "unknown"}[locked],
+              None if locked else "sudo jetson_clocks, so that DVFS does not make latencies drift"),
+    ]
 
 
 def _runtimes(transport: Transport, profile: Profile, python: str) -> list[Check]:

@@ -162,6 +162,10 @@ def test_power_mode_and_clocks_warn_when_not_at_the_maximum(tmp_path: Path) -> N
         jetson.mark("UNLOCKED")
         target = open_target("jetson-orin", jetson.spec, ssh_options={"ssh_config": jetson.client_config})
         target.close()
+        doctor = edgekit(jetson, "doctor", "--target", "jetson-orin", "--host", jetson.spec)
+    assert doctor.returncode == 0, doctor.stderr
+    assert "WARN power mode       7W (id 1)" in doctor.stdout and "sudo nvpmodel -m 0" in doctor.stdout
+    assert "WARN clocks           not locked" in doctor.stdout and "ok   trtexec" in doctor.stdout
     assert target.device["jetson"]["power_mode"] == {"name": "7W", "id": 1, "max": False}
     assert target.device["jetson"]["clocks_locked"] is False
     warnings = target.device["warnings"]

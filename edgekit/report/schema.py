@@ -56,7 +56,7 @@ COVERAGE = {"layer_sum_ms": NUM, "attributed_share": NUM, "sum_vs_mean": NUM, "s
 EVENT = {"name": str, "op_type": str, "module": Null(str), "start_us": NUM, "dur_us": NUM}
 MEASUREMENT = {"part": OneOf(*PARTS), "precision": OneOf(*PRECISIONS), "format": str, "artifact": str,
                "latency_ms": STATS, "layers": ListOf(LAYER), "coverage": COVERAGE, "timeline": Opt(ListOf(EVENT)),
-               "layers_note": Opt(Null(str)), "runtime": Opt(dict)}  # why layers is empty or partial (e.g. no per-op profiler on the device)
+               "layers_note": Opt(Null(str)), "runtime": Opt(dict), "power": Opt(dict)}  # why layers is empty or partial (e.g. no per-op profiler on the device)
 FIDELITY = {"reference": str, "images": int, "embedding_sqnr_db": Null(NUM), "logits_sqnr_db": Opt(Null(NUM)),
             "mask_iou": Null(NUM), "mask_iou_point": Opt(Null(NUM)), "mask_iou_box": Opt(Null(NUM)),
             "target": Opt(Null(NUM)), "passed": Null(bool)}
@@ -68,7 +68,7 @@ REPORT = {
     "target": {"name": str, "transport": str,
                "device": {"model": str, "arch": str, "cpus": int, "memory_gb": Opt(Null(NUM)), "os": Opt(Null(str))}},
     "runtime": {"name": str, "version": str, "threads": int, "providers": Opt(ListOf(str))},
-    "latency_ms": STATS, "layers": ListOf(LAYER), "coverage": COVERAGE, "fidelity": Null(FIDELITY),
+    "latency_ms": STATS, "layers": ListOf(LAYER), "coverage": COVERAGE, "fidelity": Null(FIDELITY), "power": Opt(dict),
     "measurements": ListOf(MEASUREMENT, 1),
     "artifacts": ListOf({"path": str, "sha256": str, "bytes": int, "part": Opt(OneOf(*PARTS)),
                          "precision": Opt(OneOf(*PRECISIONS)), "reused": Opt(bool)}),
