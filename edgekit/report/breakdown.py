@@ -140,6 +140,14 @@ def runtime_detail(rt: dict) -> str:
         parts.append("builtin kernels")
     if rt.get("op_profiler"):
         parts.append(f"per-op: {rt['op_profiler']}")
+    if rt.get("gpu"):
+        parts.append(f"GPU {rt['gpu']}")
+    if rt.get("cuda_graph"):  # timed with --useCudaGraph; "fallback" when trtexec could not capture the engine
+        parts.append(f"CUDA graph {rt['cuda_graph']}")
+    engine = rt.get("engine")
+    if engine:
+        parts.append("engine reused from the device cache" if engine.get("reused") else
+                     f"engine built in {engine.get('build_seconds') or 0:.1f} s")
     return ", ".join(parts)
 
 
