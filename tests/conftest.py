@@ -2,15 +2,15 @@ from __future__ import annotations
 
 import torch
 
-# Tests are deterministic and share 2 cores: keep torch from oversubscribing when pytest-xdist runs workers.
+# Tests are deterministic and timed on 2 cores: torch uses at most two threads in the test process.
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """The suite runs on two pytest-xdist workers (pyproject's addopts: --dist loadgroup). A test file's tests stay
-    together on one worker (their module fixtures are made once: a deploy, a device, a model), except where a test
-    names a finer group itself (the registry and parity cases: one group per variant), which spreads the two
-    longest files over both workers."""
+    """For runs on pytest-xdist workers (`-n N --dist loadgroup`, optional; the default run is serial): a test
+    file's tests stay together on one worker (their module fixtures are made once: a deploy, a device, a model),
+    except where a test names a finer group itself (the registry and parity cases: one group per variant), which
+    spreads the two longest files over the workers."""
     import pytest
 
     for item in items:

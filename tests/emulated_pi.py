@@ -113,9 +113,10 @@ def emulated_store(tmp_path_factory) -> Path:
     return _STORE[0]
 
 
-# The smallest deploy the issue allows: synthetic weights, fp32, one timed run and one profiled run (the
-# runner adds one profiled warm-up), no warm-up: under emulation one mobilesam encoder run takes minutes.
+# The smallest deploy the issue allows (the test adds --model): synthetic weights, fp32, one timed run and one
+# profiled run (the runner adds one profiled warm-up), no warm-up: under emulation one mobilesam encoder run takes
+# minutes.
 # One runtime thread per core of this machine: the profile's 4 would oversubscribe the emulating cores.
-FAST_DEPLOY = ("--model", "mobilesam", "--target", "raspberry-pi-4", "--weights", "synthetic", "--precision", "fp32",
+FAST_DEPLOY = ("--target", "raspberry-pi-4", "--weights", "synthetic", "--precision", "fp32",
                "--warmup", "0", "--runs", "1", "--min-seconds", "0", "--profile-runs", "1",
                "--threads", str(os.cpu_count() or 1))

@@ -8,6 +8,7 @@ Skipped where litert-torch (the litert-export extra) or the real images (../shar
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -38,7 +39,9 @@ def runs(tmp_path_factory) -> dict:
         (calib / name).symlink_to(support.shared_path("images", name))
     litert = deploy(root / "litert", root / "store", calib, "--format", "litert", "--precision", "int8")
     assert litert.returncode == 0, litert.stderr[-3000:]
-    onnx = deploy(root / "onnx", root / "store", calib, "--format", "onnx", "--precision", "fp32")
+    # the ONNX side may reuse CI's shared store (the fp32 mobilesam exports other deploy tests made)
+    shared = Path(os.environ.get("EDGEKIT_STORE") or root / "onnx-store")
+    onnx = deploy(root / "onnx", shared, calib, "--format", "onnx", "--precision", "fp32")
     assert onnx.returncode == 0, onnx.stderr[-3000:]
     return {"root": root, "litert": json.loads((root / "litert" / "report.json").read_text()),
             "onnx": json.loads((root / "onnx" / "report.json").read_text())}

@@ -56,6 +56,21 @@ SIBLING_ENCODER_EXPORT: dict[str, str] = {
 }
 
 
+# Decoder exports whose decoder a sibling exports in the default run: the same class at the same config (the
+# official layouts' decoder and prompt-encoder tensors are identical, checked below), only the weights differ.
+# ~20 s each on the 2-core machine; they run with `-m slow`. variant -> the sibling that exports its decoder.
+DECODER_SIBLING: dict[str, str] = {
+    **{name: "mobilesam" for name in ("sam-vit-b", "sam-vit-l", "sam-vit-h", "slimsam-50", "slimsam-77", "tinysam",
+                                      "repvit-sam", "efficientvit-sam-l0", "efficientvit-sam-l1", "efficientvit-sam-l2",
+                                      "efficientvit-sam-xl0", "efficientvit-sam-xl1")},
+    **{name: "sam2.1-hiera-t" for name in ("sam2.1-hiera-s", "sam2.1-hiera-b+", "sam2.1-hiera-l")},
+    "efficienttam-s": "efficienttam-ti",
+    "efficientsam-s": "efficientsam-ti",
+}
+SIBLING_DECODER_EXPORT: dict[str, str] = {name: f"{ref} exports the same decoder (same class and config)"
+                                          for name, ref in DECODER_SIBLING.items()}
+
+
 def _params(slow: dict[str, str] | None = None) -> list:
     slow = slow or {}
     # one xdist group per variant: its tests share one built model (module fixture) on one worker
@@ -71,6 +86,7 @@ def _params(slow: dict[str, str] | None = None) -> list:
 EXPORT_IMAGE = make_testcard()
 VARIANTS = _params()
 ENCODER_VARIANTS = _params({**SLOW_ENCODER_EXPORT, **SIBLING_ENCODER_EXPORT})
+DECODER_VARIANTS = _params(SIBLING_DECODER_EXPORT)
 
 
 @dataclass
@@ -167,7 +183,24 @@ def test_every_official_layout_has_a_registered_variant_and_back() -> None:
     registered = {spec.layout for spec in REGISTRY.values()}
     assert official - registered == set(), "official layouts without a registered variant"
     assert registered - official == set(), "registered variants whose layout is no official release file"
-    assert set(SLOW_ENCODER_EXPORT) | set(SIBLING_ENCODER_EXPORT) <= set(REGISTRY), "a slow mark names an unknown variant"
+    assert set(SLOW_ENCODER_EXPORT) | set(SIBLING_ENCODER_EXPORT) | set(SIBLING_DECODER_EXPORT) <= set(REGISTRY), \
+        "a slow mark names an unknown variant"
+
+
+def test_decoder_siblings_share_the_decoder_layout() -> None:
+    """What lets a decoder export run only with -m slow: its sibling's official decoder and prompt-encoder tensors
+    (keys, shapes, dtypes) are the same."""
+    def decoder_rows(name: str) -> dict:
+        rows = _layout_rows(REGISTRY[name].layout)
+        if rows is None:
+            pytest.skip("../shared/layouts is absent: the official layouts are the reference")
+        part = {k: v for k, v in rows.items() if k.split(".", 1)[0].endswith(("mask_decoder", "prompt_encoder"))}
+        assert len(part) > 50, name
+        return part
+
+    for name, sibling in DECODER_SIBLING.items():
+        assert sibling not in SIBLING_DECODER_EXPORT, f"{sibling} must export in the default run"
+        assert decoder_rows(name) == decoder_rows(sibling), f"{name}'s decoder differs from {sibling}'s"
 
 
 @pytest.mark.parametrize("variant", VARIANTS, indirect=True)
@@ -244,7 +277,7 @@ def _check_validated(artifact: Artifact, external: bool = False) -> dict:
     return info
 
 
-@pytest.mark.parametrize("variant", VARIANTS, indirect=True)
+@pytest.mark.parametrize("variant", DECODER_VARIANTS, indirect=True)
 def test_decoder_exports_and_matches_torch(variant: Built) -> None:
     import onnxruntime as ort
 
