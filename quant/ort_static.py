@@ -130,13 +130,3 @@ def quantize_static_onnx(fp32: Path, out: Path, feeds: Iterable[dict[str, np.nda
     if reader.count == 0:
         raise InputError("no calibration samples were read", hint="check the --calib folder")
     return reader.count
-
-
-def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:
-    """Signal-to-quantization-noise ratio in dB (higher is better; 40 dB ~ 1 % relative error)."""
-    reference = np.asarray(reference, np.float64)
-    noise = np.sum((reference - np.asarray(test, np.float64)) ** 2)
-    signal = np.sum(reference ** 2)
-    if noise == 0:
-        return float("inf")
-    return float(10 * np.log10(max(signal, 1e-30) / noise))

@@ -195,9 +195,3 @@ class SshTransport:
     def get(self, remote: str, local: Path) -> None:
         source = self._remote(remote)
         self._with_retries(f"fetch {posixpath.basename(source)}", lambda c: self._mover(c).get(source, Path(local)))
-
-    def free_disk_kb(self, path: str | None = None) -> int | None:
-        """Available KiB in `path` (default: the work directory), or None where df cannot say."""
-        ex = exchange(self._live(), scripts.command_line(scripts.DF, [path or self.workdir()]), timeout=30)
-        text = ex.stdout.decode(errors="replace").strip()
-        return int(text) if ex.returncode == 0 and text.isdigit() else None

@@ -67,9 +67,6 @@ printf 'edgekit-sha256 %s\n' "$d" >&2
 """
 SHA_PREFIX = "edgekit-sha256 "
 
-# Free space: $1 directory -> available KiB (POSIX df -P, fourth column).
-DF = r"""df -Pk "$1" | awk 'NR==2 {print $4}'"""
-
 # run(argv): the command runs in its own session/process group (setsid, where present) so a timeout or Ctrl-C
 # can end it and everything it started; its pid is the first line of stderr. $0 = the inner script below.
 LAUNCH = r"""if command -v setsid >/dev/null 2>&1 && setsid -w true </dev/null >/dev/null 2>&1; then

@@ -210,7 +210,6 @@ def test_remote_exit_codes_and_missing_things(t, tmp_path) -> None:
         t.run(["no-such-command-edgekit"])
     with pytest.raises(DeviceFailureError, match="no such file"):
         t.get(f"{t.workdir()}/never-written.json", tmp_path / "x.json")
-    assert t.free_disk_kb() > 0
 
 
 def test_get_resumes_a_partial_download_and_discards_a_stale_one(t, tmp_path) -> None:
