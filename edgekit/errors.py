@@ -20,6 +20,7 @@ class ExitStatus(enum.IntEnum):
     DEVICE_FAILURE = 6  # the device-side tool failed
     VALIDATION = 7  # an export or INT8 model is outside its tolerance / fidelity target
     PARTIAL = 8  # a fleet (or comparison) run where some devices (models) failed and others finished
+    RESOURCES = 9  # this machine lacks the memory a step needs (refused before it starts, not killed midway)
     INTERRUPTED = 130
 
 
@@ -69,6 +70,12 @@ class PartialError(EdgekitError):
 
 class ValidationError(EdgekitError):
     status = ExitStatus.VALIDATION
+
+
+class ResourceError(EdgekitError):
+    """A step would need more memory than this machine has available: refused before it starts."""
+
+    status = ExitStatus.RESOURCES
 
 
 class ParseError(EdgekitError):

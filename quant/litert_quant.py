@@ -61,9 +61,12 @@ def quantize_tflite(source: Path, target: Path, precision: str,
     if qz.need_calibration:
         if not calibration:
             raise ValidationError(f"LiteRT {precision} needs calibration feeds", hint="pass --calib DIR")
+        from edgekit.quant.litert_memory import calibration_threads
+
+        threads = calibration_threads(source, CALIBRATION_THREADS)  # refused here, not OOM-killed midway
         data = {name: list(feeds) for name, feeds in calibration.items()}
         samples = sum(len(v) for v in data.values())
-        result = qz.calibrate(data, num_threads=CALIBRATION_THREADS)
+        result = qz.calibrate(data, num_threads=threads)
     staged = target.with_name(f".{target.name}.part")
     quantized = qz.quantize(result, enable_progress_report=False) if result is not None else qz.quantize(enable_progress_report=False)
     quantized.export_model(str(staged), overwrite=True)

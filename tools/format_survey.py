@@ -47,6 +47,7 @@ def survey_one(model: str, fmt_name: str, images: Path, store: Path, calib_count
             parent = fmt.derives_from(precision)
             if parent is not None and not rows.get(f"{part}.{parent}", {}).get("ok"):
                 rows[key] = {"ok": False, "error": f"not tried: its {parent} artifact did not convert"}
+                _emit(key, rows[key])
                 continue
             started = time.perf_counter()
             try:
@@ -55,6 +56,7 @@ def survey_one(model: str, fmt_name: str, images: Path, store: Path, calib_count
                 rows[key] = {"ok": False, "seconds": round(time.perf_counter() - started, 1),
                              "error": exc.message.splitlines()[0][:300] + (f" [{exc.message.splitlines()[1][:200]}]"
                                                                            if "\n" in exc.message else "")}
+                _emit(key, rows[key])
                 continue
             info = artifact.info
             row = {"ok": True, "seconds": round(time.perf_counter() - started, 1),
@@ -62,7 +64,13 @@ def survey_one(model: str, fmt_name: str, images: Path, store: Path, calib_count
             if "validation" in info:
                 row["max_abs"] = info["validation"]["max_abs"]
             rows[key] = row
+            _emit(key, row)
     return rows
+
+
+def _emit(key: str, row: dict) -> None:
+    """One finished row, printed at once: a child killed later (out of memory) keeps what it made."""
+    print("ROW " + json.dumps({"key": key, "row": row}), flush=True)
 
 
 def _child(args: argparse.Namespace) -> None:
@@ -85,7 +93,7 @@ def _markdown(fmt: str, results: dict) -> str:
             else:
                 failed = next((f"{p}: {r.get('error', 'not run')}" for p, r in zip(PARTS, parts) if not r.get("ok")), "")
                 cells.append("no — " + failed.replace("|", "/")[:120])
-        if res.get("error"):
+        if res.get("error"):  # older results: a child that died printed nothing
             cells = [res["error"].replace("|", "/")[:120]] * len(precisions)
         lines.append(f"| {model} | {' | '.join(cells)} | {res.get('peak_gb', '—')} | {res.get('minutes', '—')} |")
     return "\n".join(lines) + "\n"
@@ -105,6 +113,7 @@ def main() -> None:
     if args.child:
         _child(args)
         return
+    from edgekit.formats import get_format
     from edgekit.variants.registry import REGISTRY
 
     models = args.models.split(",") if args.models else list(REGISTRY)
@@ -127,8 +136,18 @@ def main() -> None:
         else:
             killed = proc.returncode in (-9, 137)
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
-            results[model] = {"error": ("killed (out of memory)" if killed else f"exit {proc.returncode}: {tail[0][:200]}"),
-                              "minutes": minutes}
+            done = [json.loads(ln[len("ROW "):]) for ln in proc.stdout.splitlines() if ln.startswith("ROW ")]
+            error = "killed (out of memory)" if killed else f"exit {proc.returncode}: {tail[0][:200]}"
+            rows = {d["key"]: d["row"] for d in done}
+            for precision in get_format(args.format).precisions:  # the row being made when it died says so
+                for part in PARTS:
+                    if f"{part}.{precision}" not in rows:
+                        rows[f"{part}.{precision}"] = {"ok": False, "error": error}
+                        break
+                else:
+                    continue
+                break
+            results[model] = {"rows": rows, "error_after": error, "minutes": minutes}
         args.out.write_text(json.dumps(results, indent=1))
         args.out.with_suffix(".md").write_text(_markdown(args.format, results))
         print(f"[survey] {model}: {minutes} min", file=sys.stderr, flush=True)
