@@ -70,11 +70,14 @@ def test_the_runner_ran_aarch64_onnxruntime_and_its_profiler(pi_run: dict) -> No
         assert result["machine"] == "aarch64"  # platform.machine() of the Python that ran the model
         assert result["runtime"]["name"] == "onnxruntime" and result["runtime"]["providers"] == ["CPUExecutionProvider"]
         assert (path.parent / "ort_profile.json").stat().st_size > 0
-    layers = pi_run["report"]["layers"]
     # both parts' rows carry module paths: the encoder's from its node names, the decoder's from edgekit's export
-    modules = [row["module"] for row in layers if row["module"]]
-    assert len(layers) > 50 and len(modules) >= 0.9 * len(layers)
-    assert any(m.startswith("image_encoder.") for m in modules) and any(m.startswith("mask_decoder.") for m in modules)
+    parts = {m["part"]: m for m in pi_run["report"]["measurements"]}
+    encoder, decoder = parts["encoder"]["layers"], parts["decoder"]["layers"]
+    assert len(encoder) >= 20 and all(row["module"].split(".")[0] == "image_encoder" for row in encoder)
+    assert len(decoder) > 50 and any((row["module"] or "").startswith("mask_decoder.") for row in decoder)
+    for m in parts.values():
+        assert m["coverage"]["attributed_share"] >= 0.9, m["coverage"]
+    assert pi_run["report"]["layers"]  # the report's own rows (its part's)
 
 
 def test_the_device_is_left_clean(pi_run: dict) -> None:
