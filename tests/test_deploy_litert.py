@@ -20,6 +20,11 @@ from tests import support
 
 pytest.importorskip("litert_torch", reason="litert-torch is not installed (pip install -c constraints.txt -e '.[litert-export]')")
 
+# ~7 min of both cores (MobileSAM's four LiteRT artifacts, calibration, profiling, an ONNX run): `-m slow`. The
+# default run covers its parts: conversion and static INT8 (test_litert_export.py), the runner and per-op profiler
+# on real .tflite models (test_litert_runner.py, test_litert_profiler*.py), the Pi's LiteRT (test_litert_emulated_pi.py).
+pytestmark = pytest.mark.slow(reason="a MobileSAM LiteRT INT8 deploy: ~7 min of both cores")
+
 CALIB = ["dog.jpg", "truck.jpg", "groceries.jpg", "sam-demo-dogs.jpg", "mobilesam-picture2.jpg", "efficientvit-bear.jpeg"]
 
 

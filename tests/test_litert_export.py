@@ -26,7 +26,8 @@ def exported(tmp_path_factory) -> Path:
         pytest.skip("../shared/images is absent (real photographs to validate on)")
     out = tmp_path_factory.mktemp("litert")
     proc = subprocess.run([sys.executable, "-m", "edgekit", "export", "-m", "efficientvit-sam-l0", "--weights", "synthetic",
-                           "--format", "litert", "--images", str(IMAGES), "--out", str(out / "exported")],
+                           "--format", "litert", "--images", str(IMAGES), "--store", str(out / "store"),
+                           "--out", str(out / "exported")],
                           capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
@@ -70,3 +71,48 @@ def test_layer_map_attributes_the_encoder_ops_to_modules(exported: Path) -> None
     inside = [m for m in modules if m.startswith("image_encoder.")]
     assert len(inside) / len(modules) >= 0.9
     assert any(".stages." in m or "backbone" in m for m in inside)  # real depth, not just the encoder's root
+
+
+def test_static_int8_is_made_from_the_stored_fp32_and_quantizes_the_weighted_ops(exported: Path) -> None:
+    """`--precision int8 --calib`: the FP32 .tflite comes from the store (validated on the same --images: nothing is
+    converted again), ai-edge-quantizer calibrates on real photographs and writes int8 weights for the weighted ops
+    only (quant/litert_quant.py says why), and LiteRT runs the result here."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from edgekit.formats.litert_session import LiteRTSession
+    from edgekit.variants.registry import get_spec
+
+    out = exported.parent / "int8"
+    store = exported.parent / "store"
+    fp32_made = {f: f.stat().st_mtime_ns for f in store.glob("*/efficientvit-sam-l0.encoder.fp32.tflite")}
+    assert len(fp32_made) == 1
+    proc = subprocess.run([sys.executable, "-m", "edgekit", "export", "-m", "efficientvit-sam-l0", "--weights", "synthetic",
+                           "--format", "litert", "--precision", "int8", "--part", "encoder", "--images", str(IMAGES),
+                           "--calib", str(IMAGES), "--calib-count", "2", "--store", str(exported.parent / "store"),
+                           "--out", str(out)], capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # the stored FP32 was reused, not converted again
+    assert {f: f.stat().st_mtime_ns for f in store.glob("*/efficientvit-sam-l0.encoder.fp32.tflite")} == fp32_made
+    int8 = out / "efficientvit-sam-l0.encoder.int8.tflite"
+    fp32 = exported / "efficientvit-sam-l0.encoder.fp32.tflite"
+    assert int8.stat().st_size < 0.4 * fp32.stat().st_size
+    side = json.loads((out / "efficientvit-sam-l0.encoder.int8.json").read_text())
+    assert side["details"]["samples"] == 2 and side["details"]["recipe"]["activations"] == 8
+    model = schema.Model.GetRootAs(int8.read_bytes(), 0)
+    codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
+    sub = model.Subgraphs(0)
+    weighted = {schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.DEPTHWISE_CONV_2D,
+                schema.BuiltinOperator.FULLY_CONNECTED}
+    weight_types = set()
+    for i in range(sub.OperatorsLength()):
+        op = sub.Operators(i)
+        code = codes[op.OpcodeIndex()]
+        if max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) in weighted:
+            weight_types.add(sub.Tensors(op.Inputs(1)).Type())
+    assert weight_types == {schema.TensorType.INT8}
+    size = get_spec("efficientvit-sam-l0").preprocess.input_size  # 512 for L0
+    session = LiteRTSession(int8)
+    image = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
+    (name,) = session.signatures[next(iter(session.signatures))]["inputs"]
+    embedding = session.run({name: image})["image_embeddings"]
+    assert embedding.shape == (1, 256, 64, 64) and np.isfinite(embedding).all()

@@ -32,9 +32,16 @@ def _cases() -> list:
         return [pytest.param(None, None, marks=pytest.mark.skip(reason=f"{root} is absent"))]
     cases = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        for npz in sorted(folder.glob("*.npz")):
-            cases.append(pytest.param(folder.name, npz.stem, id=f"{folder.name}-{npz.stem}",
-                                      marks=pytest.mark.xdist_group(f"parity-{folder.name}")))  # one model per worker
+        stems = sorted(npz.stem for npz in folder.glob("*.npz"))
+        photos = [s for s in stems if s != "encoder_synthetic"]
+        # The default run checks each reference on its synthetic-encoder case and one photograph (truck.jpg where
+        # recorded: the best-conditioned one with synthetic weights); the other photographs run with -m slow.
+        default = {"encoder_synthetic", "truck" if "truck" in photos else (photos or [""])[0]}
+        for stem in stems:
+            marks = [pytest.mark.xdist_group(f"parity-{folder.name}")]  # one model per worker
+            if stem not in default:
+                marks.append(pytest.mark.slow(reason="another photograph of a reference checked by default"))
+            cases.append(pytest.param(folder.name, stem, id=f"{folder.name}-{stem}", marks=marks))
     return cases
 
 

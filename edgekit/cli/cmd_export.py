@@ -14,7 +14,8 @@ PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8")
 @model_option()
 @weights_options
 @click.option("--format", "fmt", default="onnx", show_default=True, metavar="FORMAT",
-              help="onnx (ONNX Runtime: fp32, int8) or litert (.tflite for LiteRT: fp32, fp16, int8-dynamic, int8).")
+              help="onnx (ONNX Runtime: fp32, int8), litert (.tflite for LiteRT: fp32, fp16, int8-dynamic, int8) or "
+                   "tensorrt (TensorRT-ready ONNX: fp32, fp16, int8 QDQ; engines are built on the device by deploy).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="fp16: float16 weights; int8-dynamic: int8 weights, activations quantized at run time; int8: "
                    "static int8 calibrated on --calib. A format that cannot make a precision says which it can.")
