@@ -124,3 +124,12 @@ def test_builtin_formats_name_their_suffix_and_precisions() -> None:
     litert = get_format("litert")
     assert litert.suffix == ".tflite" and litert.precisions == ("fp32", "fp16", "int8-dynamic", "int8")
     assert litert.artifact_name("mobilesam", "encoder", "int8") == "mobilesam.encoder.int8.tflite"
+
+
+def test_litert_survey_lists_name_registered_variants() -> None:
+    """`edgekit models` marks LiteRT support from these lists: a misspelt name would silently mark nothing."""
+    from edgekit.formats.litert import UNSUPPORTED, VERIFIED
+    from edgekit.variants.registry import REGISTRY
+
+    assert VERIFIED <= set(REGISTRY) and set(UNSUPPORTED) <= set(REGISTRY)
+    assert not VERIFIED & set(UNSUPPORTED)
