@@ -139,14 +139,11 @@ def main() -> None:
             done = [json.loads(ln[len("ROW "):]) for ln in proc.stdout.splitlines() if ln.startswith("ROW ")]
             error = "killed (out of memory)" if killed else f"exit {proc.returncode}: {tail[0][:200]}"
             rows = {d["key"]: d["row"] for d in done}
-            for precision in get_format(args.format).precisions:  # the row being made when it died says so
-                for part in PARTS:
-                    if f"{part}.{precision}" not in rows:
-                        rows[f"{part}.{precision}"] = {"ok": False, "error": error}
-                        break
-                else:
-                    continue
-                break
+            # the row being made when it died says so (rows are made precision by precision, part by part)
+            keys = [f"{part}.{precision}" for precision in get_format(args.format).precisions for part in PARTS]
+            dying = next((key for key in keys if key not in rows), None)
+            if dying is not None:
+                rows[dying] = {"ok": False, "error": error}
             results[model] = {"rows": rows, "error_after": error, "minutes": minutes}
         args.out.write_text(json.dumps(results, indent=1))
         args.out.with_suffix(".md").write_text(_markdown(args.format, results))
