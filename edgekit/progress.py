@@ -20,7 +20,7 @@ class Steps:
             from tqdm import tqdm
 
             self._bar = tqdm(total=len(self.names), file=sys.stderr, leave=False, dynamic_ncols=True,
-                             bar_format="{desc} {bar} {n_fmt}/{total_fmt} [{elapsed}]")
+                             bar_format="{desc} {bar} {n_fmt}/{total_fmt} [{elapsed}]{postfix}")
             self._bar.set_description(self.names[0])
         return self
 
@@ -30,6 +30,11 @@ class Steps:
             self._bar.update(1)
             if self._i < len(self.names):
                 self._bar.set_description(self.names[self._i])
+
+    def detail(self, text: str) -> None:
+        """Where the current step is ("12/40 images"), shown after the bar."""
+        if self._bar is not None:
+            self._bar.set_postfix_str(text, refresh=True)
 
     def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if self._bar is not None:

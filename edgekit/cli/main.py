@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "predict": ("edgekit.cli.cmd_predict", "predict", "Segment an image with a variant (masks as .npz, optional overlay)."),
     "export": ("edgekit.cli.cmd_export", "export", "Export a variant to validated ONNX with layer maps."),
     "quantize": ("edgekit.cli.cmd_quantize", "quantize", "Static INT8 of exported artifacts, with its accuracy cost."),
+    "eval": ("edgekit.cli.cmd_eval", "eval_", "mIoU against ground-truth masks (SA-1B layout), for the model or any artifact."),
     "deploy": ("edgekit.cli.cmd_deploy", "deploy", "The main job: export, quantize, profile on a target, report."),
     "targets": ("edgekit.cli.cmd_targets", "targets", "List the device profiles (built-in and ~/.config/edgekit/targets)."),
     "doctor": ("edgekit.cli.cmd_doctor", "doctor", "Check a device: runtimes, Python, disk, thermal state, tools."),
