@@ -87,28 +87,50 @@ def _batched_constant_matmuls(path: Path) -> list[str]:
             if n.op_type == "MatMul" and any(rank[i] != 2 for i in n.input if i in rank)]
 
 
-def quantize_static_onnx(fp32: Path, out: Path, feeds: Iterable[dict[str, np.ndarray]], preset: QuantPreset,
-                         method: str = "minmax") -> int:
-    """Write the INT8 QDQ model of `fp32` to `out`; returns how many calibration samples were read."""
+def is_large(path: Path) -> bool:
     import onnx
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    return any(t.data_location == onnx.TensorProto.EXTERNAL
+               for t in onnx.load(str(path), load_external_data=False).graph.initializer)
+
+
+def prepare_float(fp32: Path, folder: Path, preset: QuantPreset) -> Path:
+    """The float graph the quantizer works on, written into `folder`: the preset's GELU fusion, then shape
+    inference + ONNX Runtime's own clean-up, as onnxruntime.quantization recommends (it lets the quantizer see
+    tensor shapes and the fused patterns that must stay float). Deterministic: sensitivity analysis rebuilds it
+    to compare the INT8 graph's tensors with their float originals under the same names."""
+    import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    large = any(t.data_location == onnx.TensorProto.EXTERNAL for t in onnx.load(str(fp32), load_external_data=False).graph.initializer)
-    with tempfile.TemporaryDirectory(prefix="edgekit-quant-") as tmp:
-        pre = Path(tmp) / "pre.onnx"
-        if preset.ort_gelu:
-            from edgekit.exporters.rewrite import fuse_gelu_contrib
-            from edgekit.exporters.torch2onnx import save_model
+    large = is_large(fp32)
+    pre = folder / "pre.onnx"
+    if preset.ort_gelu:
+        from edgekit.exporters.rewrite import fuse_gelu_contrib
+        from edgekit.exporters.torch2onnx import save_model
 
-            model = onnx.load(str(fp32))
-            if fuse_gelu_contrib(model):
-                fp32 = Path(tmp) / "gelu.onnx"
-                save_model(model, fp32)
-        # Shape inference + ORT's own graph clean-up first, as onnxruntime.quantization recommends: it lets the
-        # quantizer see tensor shapes and fused patterns (LayerNorm, GELU) that must stay float.
-        quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True, save_as_external_data=large,
-                          all_tensors_to_one_file=True)
+        model = onnx.load(str(fp32))
+        if fuse_gelu_contrib(model):
+            fp32 = folder / "gelu.onnx"
+            save_model(model, fp32)
+    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True, save_as_external_data=large,
+                      all_tensors_to_one_file=True)
+    return pre
+
+
+def quantize_static_onnx(fp32: Path, out: Path, feeds: Iterable[dict[str, np.ndarray]], preset: QuantPreset,
+                         method: str = "minmax", calibration_cache: Path | None = None,
+                         float_nodes: Iterable[str] = ()) -> int:
+    """Write the INT8 QDQ model of `fp32` to `out`; returns how many calibration samples were read.
+
+    `calibration_cache`: where the activation ranges are kept (JSON). When it exists, its ranges are used and
+    `feeds` is not read (mixed precision re-quantizes with other nodes in float, on the same ranges, in seconds);
+    otherwise the calibration writes it. `float_nodes`: node names left in float, with their float weights."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    large = is_large(fp32)
+    cached = calibration_cache is not None and calibration_cache.is_file()
+    with tempfile.TemporaryDirectory(prefix="edgekit-quant-") as tmp:
+        pre = prepare_float(fp32, Path(tmp), preset)
         reader = _Reader(feeds)
         extra = {
             "ActivationSymmetric": preset.activation_symmetric,
@@ -121,12 +143,14 @@ def quantize_static_onnx(fp32: Path, out: Path, feeds: Iterable[dict[str, np.nda
             extra["CalibPercentile"] = 99.999
         with _calibration_in_node_order():
             quantize_static(
-                str(pre), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=preset.per_channel,
+                str(pre), str(out), None if cached else reader, quant_format=QuantFormat.QDQ,
+                per_channel=preset.per_channel,
                 reduce_range=preset.reduce_range, activation_type=getattr(QuantType, preset.activation_type),
                 weight_type=getattr(QuantType, preset.weight_type), calibrate_method=_method(method),
                 op_types_to_quantize=list(preset.op_types), use_external_data_format=large, extra_options=extra,
-                nodes_to_exclude=_batched_constant_matmuls(pre),
+                nodes_to_exclude=sorted(set(_batched_constant_matmuls(pre)) | set(float_nodes)),
+                calibration_cache_path=calibration_cache,
             )
-    if reader.count == 0:
+    if not cached and reader.count == 0:
         raise InputError("no calibration samples were read", hint="check the --calib folder")
     return reader.count

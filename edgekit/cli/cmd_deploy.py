@@ -56,8 +56,20 @@ def _read_models(models: tuple[str, ...], models_file: Path | None) -> list[str]
 @click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]), default="minmax", show_default=True)
 @click.option("--preset", type=click.Choice(["x86", "arm", "tensorrt"]), default=None,
               help="INT8 preset (default: the target profile's; x86 or arm from the CPU for local).")
-@click.option("--fidelity-target", type=float, default=None, metavar="IOU",
-              help="Fail (exit 7) when INT8's mask IoU against FP32 is below this, e.g. 0.9.")
+@click.option("--fidelity-target", type=click.FloatRange(0, 1), default=None, metavar="IOU",
+              help="Mask IoU against FP32 that INT8 must reach, e.g. 0.95. ONNX: when full INT8 misses it, the most "
+                   "sensitive layers stay in float until it is met (the report lists them and their latency cost); "
+                   "exit 7 when even that fails, or for formats that cannot keep layers in float.")
+@click.option("--sqnr-target", type=float, default=None, metavar="DB",
+              help="Embedding SQNR against FP32 (dB) that INT8 must reach; with --fidelity-target both must hold.")
+@click.option("--sensitivity/--no-sensitivity", default=None,
+              help="Rank every quantized layer by its INT8 error (ONNX int8; default: on when --fidelity-target or "
+                   "--sqnr-target is given). Costs about two runs of the model per held-out image.")
+@click.option("--eval", "eval_data", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="Ground truth in SA-1B's layout (NAME.jpg + NAME.json): the report adds the point and box mIoU of "
+                   "every measured precision (see `edgekit eval`).")
+@click.option("--eval-limit", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Evaluate on the first N images of --eval only.")
 @click.option("--runs", type=click.IntRange(min=1), default=50, show_default=True,
               help="Timed runs per artifact (at least).")
 @click.option("--min-seconds", type=click.FloatRange(min=0), default=5.0, show_default=True,
@@ -92,7 +104,8 @@ def _read_models(models: tuple[str, ...], models_file: Path | None) -> list[str]
 def deploy(models: tuple[str, ...], models_file: Path | None, target: str, hosts: tuple[str, ...],
            inventory: Path | None, device_python: str | None,
            accept_new_host_key: bool, checkpoint: Path | None, weights: str | None, encoder_onnx: Path | None, fmt: str | None, precision: str, calib: Path | None, calib_count: int, held_out: int, calib_method: str,
-           preset: str | None, fidelity_target: float | None, runs: int, min_seconds: float, warmup: int,
+           preset: str | None, fidelity_target: float | None, sqnr_target: float | None, eval_data: Path | None,
+           eval_limit: int | None, sensitivity: bool | None, runs: int, min_seconds: float, warmup: int,
            threads: int | None, profile_runs: int, timeout: float, op_profiler: str, kernel_mode: str, providers: str,
            exporter: str,
            store: Path | None, out: Path | None,
@@ -107,6 +120,8 @@ def deploy(models: tuple[str, ...], models_file: Path | None, target: str, hosts
       edgekit deploy --model mobilesam --target local
       edgekit deploy -m mobilesam -c mobile_sam.pt --calib photos/ --precision int8 --out runs/mobilesam
       edgekit deploy -m mobilesam --format litert --precision int8 --calib photos/
+      edgekit deploy -m mobilesam -c tests/data/shapes/mobilesam_shapes.pt --precision int8 --calib photos/ \
+          --fidelity-target 0.95 --eval shapes-eval/     (mixed precision + ground-truth mIoU)
       edgekit deploy -m mobilesam -m efficientvit-sam-l0 --calib photos/ --out runs/compare
       edgekit deploy -m nanosam --encoder-onnx resnet18_image_encoder.onnx -c mobile_sam.pt --calib photos/
       edgekit deploy -m mobilesam --target raspberry-pi-4 --host pi@raspberrypi.local --calib photos/
@@ -158,7 +173,8 @@ def deploy(models: tuple[str, ...], models_file: Path | None, target: str, hosts
         cfg = DeployConfig(model=name, out=run_dir, target=target, precision=chosen, format=fmt, checkpoint=checkpoint,
                            encoder_onnx=own_encoder,
                            calib=calib, calib_count=calib_count, held_out=held_out, preset=preset, method=calib_method,
-                           fidelity_target=fidelity_target, exporter=exporter, store=store, measure=measure,
+                           fidelity_target=fidelity_target, sqnr_target=sqnr_target, eval_data=eval_data,
+                           eval_limit=eval_limit, sensitivity=sensitivity, exporter=exporter, store=store, measure=measure,
                            progress=not as_json, host=host, device_python=device_python,
                            accept_new_host_key=accept_new_host_key, backend_options=backend_options)
         if fleet:  # every device in parallel: RUN/<device>/, fleet.json, compare.*; FleetError = exit 8
@@ -229,6 +245,16 @@ def _print_summary(report: dict, run_dir: Path) -> None:
         sq = "n/a" if f["embedding_sqnr_db"] is None else f"{f['embedding_sqnr_db']:.1f} dB"
         click.echo(f"INT8 fidelity: embedding SQNR {sq}, mask IoU {f['mask_iou']:.4f} "
                    f"(points {f['mask_iou_point']:.4f}, boxes {f['mask_iou_box']:.4f}) on {f['images']} held-out images")
+    mixed = report.get("mixed_precision")
+    if mixed:
+        verdict = "meets the target" if mixed["passed"] else "still misses the target"
+        click.echo(f"mixed precision: {len(mixed['float_nodes'])} layer(s) kept in float, mask IoU "
+                   f"{mixed['fidelity']['mask_iou']:.4f} ({verdict}, {len(mixed['trials'])} trials)")
+    acc = report.get("accuracy")
+    if acc:
+        figures = ", ".join(f"{k} point {v['point_miou']:.4f} / box {v['box_miou']:.4f}" for k, v in acc.items()
+                            if isinstance(v, dict))
+        click.echo(f"ground-truth mIoU on {acc['images']} images ({acc['masks']} masks): {figures}")
     if report["weights"]["kind"] == "synthetic":
         click.echo("note: synthetic weights — latency only; outputs (and fidelity) say nothing about the real model")
     click.echo(f"report: {run_dir / 'report.html'}")

@@ -109,6 +109,8 @@ class Format:
     calibrated: frozenset[str] = frozenset()  # precisions that need calibration images (static INT8)
     runtime: str = ""  # the runtime that runs it on devices ("onnxruntime", "litert", "tensorrt"): targets/backends.py
     int8_preset: str | None = None  # the INT8 preset its runtime needs whatever --preset says (quant/presets.py)
+    # INT8 with chosen layers kept in float, made from the INT8 artifact's own ranges (`make_mixed`)
+    mixed_precision: bool = False
     revision: int = 1  # part of every artifact's identity in the store: bump when the recipe changes
 
     def derives_from(self, precision: str) -> str | None:
@@ -121,6 +123,16 @@ class Format:
 
     def make(self, job: MakeJob) -> dict[str, Any]:
         """Write the artifact into job.folder, validated; returns its info.json."""
+        raise NotImplementedError
+
+    def make_mixed(self, job: MakeJob, int8: "Artifact", float_nodes: Sequence[str]) -> dict[str, Any]:
+        """Write into job.folder the INT8 artifact of job.source (FP32) with `float_nodes` left in float, on the
+        ranges `int8` was calibrated with (formats with mixed_precision only); returns its info.json."""
+        raise NotImplementedError
+
+    def float_model(self, fp32: "Artifact", preset: "QuantPreset", folder: Path) -> Path:
+        """The float graph its INT8 artifacts were quantized from, written into `folder` (same tensor names as the
+        INT8 graph: what per-layer sensitivity compares against)."""
         raise NotImplementedError
 
     def session(self, artifact_path: Path, threads: int = 0) -> HostSession:

@@ -54,19 +54,23 @@ def decoder_cases(job: MakeJob, inputs: list, feats0: dict[str, np.ndarray]) -> 
     return cases
 
 
+CALIBRATION_CACHE = "calibration.json"  # beside an INT8 artifact: its activation ranges (onnxruntime's format)
+
+
 class OnnxFormat(Format):
     name = "onnx"
     suffix = ".onnx"
     precisions = ("fp32", "int8")
     calibrated = frozenset({"int8"})
     runtime = "onnxruntime"
+    mixed_precision = True  # layers can be kept in float on the INT8 ranges (pipeline/mixed.py)
 
     def config(self, part: str, precision: str, options: dict[str, Any]) -> dict[str, Any]:
         from edgekit.exporters.torch2onnx import EXPORT_REVISION
 
         if precision == "fp32":
             return {"exporter": options.get("exporter", "dynamo"), "export_revision": EXPORT_REVISION}
-        return {}
+        return {"calibration_cache": 1}  # INT8 keeps its activation ranges (mixed precision re-quantizes on them)
 
     def session(self, artifact_path: Path, threads: int = 0) -> HostSession:
         return OrtSession(artifact_path, threads)
@@ -116,11 +120,34 @@ class OnnxFormat(Format):
 
         assert job.source is not None and job.calibration is not None and job.preset is not None
         path = job.folder / job.file
-        samples = quantize_static_onnx(job.source.path, path, job.calibration(), job.preset, job.method)
+        samples = quantize_static_onnx(job.source.path, path, job.calibration(), job.preset, job.method,
+                                       calibration_cache=job.folder / CALIBRATION_CACHE)
         int8_map = build_layer_map(onnx.load(str(path), load_external_data=False), known=job.source.layer_map)
         int8_map.write(job.folder / "layer_map.json")
         (job.folder / "inputs.npz").write_bytes(job.source.inputs.read_bytes())
         return {"samples": samples, "preset": job.preset.name, "method": job.method, "reasons": job.preset.reasons}
+
+    def make_mixed(self, job: MakeJob, int8, float_nodes) -> dict[str, Any]:
+        import onnx
+
+        from edgekit.exporters.layer_map import build_layer_map
+        from edgekit.quant.ort_static import quantize_static_onnx
+
+        assert job.source is not None and job.preset is not None
+        cache = int8.entry.path(int8.root, CALIBRATION_CACHE)
+        path = job.folder / job.file
+        quantize_static_onnx(job.source.path, path, iter(()), job.preset, job.method, calibration_cache=cache,
+                             float_nodes=float_nodes)
+        build_layer_map(onnx.load(str(path), load_external_data=False), known=job.source.layer_map).write(
+            job.folder / "layer_map.json")
+        (job.folder / "inputs.npz").write_bytes(job.source.inputs.read_bytes())
+        return {"preset": job.preset.name, "method": job.method, "float_nodes": sorted(float_nodes),
+                "ranges_from": int8.entry.id}
+
+    def float_model(self, fp32, preset, folder: Path) -> Path:
+        from edgekit.quant.ort_static import prepare_float
+
+        return prepare_float(fp32.path, folder, preset)
 
 
 FORMAT = OnnxFormat()

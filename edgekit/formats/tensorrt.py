@@ -132,5 +132,14 @@ class TensorRTFormat(OnnxFormat):
         spec_path(path).write_text(json.dumps(spec, indent=1))
         return {**info, "tensorrt": spec}
 
+    def make_mixed(self, job: MakeJob, int8, float_nodes) -> dict[str, Any]:
+        """As ONNX's, plus the engine build spec: INT8's flags (TensorRT runs the layers without Q/DQ in float)."""
+        info = super().make_mixed(job, int8, float_nodes)
+        path = job.folder / job.file
+        spec = {"precision": "int8", "build_flags": BUILD_FLAGS["int8"],
+                "shapes": decoder_shapes(path) if job.part == "decoder" else {}}
+        spec_path(path).write_text(json.dumps(spec, indent=1))
+        return {**info, "tensorrt": spec}
+
 
 FORMAT = TensorRTFormat()

@@ -35,6 +35,9 @@ class ModelContext:
     _checkpoint_sha256: str | None = None
     _encoder_onnx_sha256: str | None = None
     encoder_onnx: Path | None = None  # an external image encoder (NanoSAM's ONNX release, or a user's own)
+    # what a deploy learned about accuracy beyond the fidelity block: "sensitivity", "mixed_precision",
+    # "accuracy" (report.json blocks of the same names)
+    quality: dict = field(default_factory=dict)
 
     @property
     def synthetic(self) -> bool:

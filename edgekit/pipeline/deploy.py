@@ -14,6 +14,7 @@ from edgekit.errors import InputError, ValidationError
 from edgekit.pipeline.artifacts import PARTS, Artifact, BuildSettings, ensure_artifact
 from edgekit.pipeline.context import ModelContext, testcard
 from edgekit.pipeline.fidelity import cached_fidelity, check_target
+from edgekit.pipeline.mixed import MIXED, Targets, layer_sensitivity, search_mixed
 from edgekit.progress import Steps
 from edgekit.store import Store
 from edgekit.targets.base import MeasureConfig
@@ -36,7 +37,11 @@ class DeployConfig:
     held_out: int = 4
     preset: str = "x86"
     method: str = "minmax"
-    fidelity_target: float | None = None
+    fidelity_target: float | None = None  # mask IoU against FP32
+    sqnr_target: float | None = None  # embedding SQNR (dB) against FP32
+    eval_data: Path | None = None  # ground truth (SA-1B layout): mIoU of every measured precision
+    eval_limit: int | None = None
+    sensitivity: bool | None = None  # per-layer INT8 sensitivity; None: when a fidelity or SQNR target is given
     exporter: str = "dynamo"
     store: Path | None = None
     measure: MeasureConfig = field(default_factory=MeasureConfig)  # threads <= 0: every core of the device
@@ -127,8 +132,27 @@ def build_artifacts(cfg: DeployConfig, ctx: ModelContext, images: tuple, step: C
         return artifacts + [low[p] for p in PARTS], None
     fidelity, _ = cached_fidelity(ctx, (fp32["encoder"], low["encoder"]), (fp32["decoder"], low["decoder"]), held,
                                   cfg.fidelity_target)
+    targets = Targets(cfg.fidelity_target, cfg.sqnr_target)
+    fidelity["sqnr_target"] = cfg.sqnr_target
+    if cfg.sqnr_target is not None:
+        fidelity["passed"] = targets.met(fidelity)
     step()
-    return artifacts + [low[p] for p in PARTS], fidelity
+    made = artifacts + [low[p] for p in PARTS]
+    wanted = cfg.sensitivity if cfg.sensitivity is not None else (
+        cfg.fidelity_target is not None or cfg.sqnr_target is not None)
+    if fmt.mixed_precision and cfg.precision == "int8" and wanted:
+        ctx.quality["sensitivity"] = layer_sensitivity(ctx, fmt, fp32, low, settings, held)
+        if fidelity["passed"] is False:
+            found = search_mixed(ctx, fmt, fp32, low, ctx.quality["sensitivity"]["nodes"], targets, settings, held,
+                                 progress=lambda text: log.info("mixed precision: %s", text))
+            mixed = [found["artifacts"][p] for p in PARTS if found["artifacts"][p].precision == MIXED]
+            made += mixed
+            ctx.quality["mixed_precision"] = {
+                "targets": targets.to_dict(), "passed": found["passed"],
+                "float_nodes": found["float_nodes"], "fidelity": {k: found["fidelity"][k] for k in (
+                    "embedding_sqnr_db", "logits_sqnr_db", "mask_iou", "mask_iou_point", "mask_iou_box")},
+                "artifacts": [a.name for a in mixed], "trials": found["trials"]}
+    return made, fidelity
 
 
 def run_deploy(cfg: DeployConfig) -> dict:
@@ -166,6 +190,14 @@ def run_deploy(cfg: DeployConfig) -> dict:
     from edgekit.variants.onnx_encoder import check_encoder_file
 
     check_encoder_file(spec, cfg.encoder_onnx)
+    if cfg.eval_data is not None:
+        if cfg.checkpoint is None:
+            import warnings
+
+            warnings.warn("--eval with synthetic weights: the mIoU figures only show the evaluation ran", stacklevel=2)
+        from edgekit.accuracy.dataset import load_dataset
+
+        load_dataset(cfg.eval_data, cfg.eval_limit)  # a bad folder fails now, not after the exports
     calib, held, validation = _images(cfg)
     target = open_target(cfg.target, cfg.host, device_python=cfg.device_python,
                          accept_new_host_key=cfg.accept_new_host_key)
@@ -187,6 +219,8 @@ def run_deploy(cfg: DeployConfig) -> dict:
     try:
         with Steps(names, enabled=cfg.progress) as bar:
             artifacts, fidelity = build_artifacts(cfg, ctx, (calib, held, validation), bar.next)
+            if cfg.eval_data is not None:
+                ctx.quality["accuracy"] = ground_truth(cfg, ctx, artifacts)
             raw_dir = cfg.out / "raw"
             for artifact in artifacts:
                 started = time.perf_counter()
@@ -204,13 +238,37 @@ def run_deploy(cfg: DeployConfig) -> dict:
             bar.next()
     finally:
         target.close()
-    if fidelity is not None:
+    mixed = ctx.quality.get("mixed_precision")
+    if fidelity is not None and not (mixed and mixed["passed"]):
         try:
-            check_target(fidelity)
+            check_target(fidelity, mixed, fmt)
         except ValidationError as exc:
             exc.report = report  # written and complete: a comparison run still sets it beside the others
             raise
     return report
+
+
+def ground_truth(cfg: DeployConfig, ctx: ModelContext, artifacts: list[Artifact]) -> dict:
+    """mIoU against the ground truth of --eval for each precision's encoder + decoder pair."""
+    from edgekit.accuracy.dataset import load_dataset
+    from edgekit.accuracy.miou import evaluate
+    from edgekit.accuracy.runners import artifact_runner
+
+    data = load_dataset(cfg.eval_data, cfg.eval_limit)
+    pairs: dict[str, dict[str, Artifact]] = {}
+    for a in artifacts:
+        pairs.setdefault(a.precision, {})[a.part] = a
+    block: dict = {"dataset": str(cfg.eval_data), "images": len(data)}
+    fmt = deploy_format(cfg)
+    for precision, pair in pairs.items():
+        if fmt.unmeasured_fidelity(precision):  # chosen on the device (TensorRT fp16): nothing here runs it
+            continue
+        started = time.perf_counter()
+        result = evaluate(artifact_runner(ctx, pair["encoder"], pair["decoder"]), ctx.spec, ctx.model, data)
+        block["masks"] = result["masks"]
+        block[precision] = {"point_miou": result["point_miou"], "box_miou": result["box_miou"]}
+        ctx.log.add(f"evaluate {precision}", time.perf_counter() - started, False)
+    return block
 
 
 def _check_device(target, fmt) -> None:

@@ -94,10 +94,28 @@ def cached_fidelity(ctx: ModelContext, encoders: tuple[Artifact, Artifact], deco
     return fidelity, reused
 
 
-def check_target(fidelity: dict) -> None:
-    if fidelity.get("passed") is False:
-        raise ValidationError(
-            f"{fidelity.get('precision', 'int8').upper()} mask IoU {fidelity['mask_iou']:.4f} against FP32 is below the target {fidelity['target']:.4f} "
-            f"(points {fidelity['mask_iou_point']:.4f}, boxes {fidelity['mask_iou_box']:.4f}; embedding SQNR "
-            f"{fidelity['embedding_sqnr_db'] if fidelity['embedding_sqnr_db'] is None else round(fidelity['embedding_sqnr_db'], 1)} dB)",
-            hint="try --calib-method percentile or entropy, more calibration images, or deploy --precision fp32")
+def check_target(fidelity: dict, mixed: dict | None = None, fmt=None) -> None:
+    """Exit 7 when the quantized pair misses --fidelity-target / --sqnr-target (and mixed precision, when it was
+    searched, could not meet them either)."""
+    if fidelity.get("passed") is not False:
+        return
+    sqnr = fidelity["embedding_sqnr_db"]
+    sqnr_text = "n/a" if sqnr is None else f"{sqnr:.1f} dB"
+    wanted = []
+    if fidelity.get("target") is not None:
+        wanted.append(f"mask IoU {fidelity['target']:.4f}")
+    if fidelity.get("sqnr_target") is not None:
+        wanted.append(f"embedding SQNR {fidelity['sqnr_target']:.1f} dB")
+    message = (f"{fidelity.get('precision', 'int8').upper()} misses the target ({', '.join(wanted)}): mask IoU "
+               f"{fidelity['mask_iou']:.4f} against FP32 (points {fidelity['mask_iou_point']:.4f}, boxes "
+               f"{fidelity['mask_iou_box']:.4f}), embedding SQNR {sqnr_text}")
+    if mixed is not None:
+        message += (f"; with all {len(mixed['float_nodes'])} quantized layers searched, mixed precision reached "
+                    f"mask IoU {mixed['fidelity']['mask_iou']:.4f}")
+        hint = "lower the target, try --calib-method percentile or entropy, or deploy --precision fp32"
+    elif fmt is not None and not getattr(fmt, "mixed_precision", False):
+        hint = (f"--format {fmt.name} cannot keep layers in float yet: deploy --format onnx to have the most sensitive "
+                "layers fall back automatically, try --calib-method percentile, or --precision fp32")
+    else:
+        hint = "try --calib-method percentile or entropy, more calibration images, or deploy --precision fp32"
+    raise ValidationError(message, hint=hint)

@@ -108,5 +108,16 @@ def build_report(cfg: "DeployConfig", ctx: "ModelContext", target: "Target",
         "runtime": primary["runtime"], **({"power": primary["power"]} if primary.get("power") else {}),
         "latency_ms": primary["latency_ms"], "layers": primary["layers"], "coverage": primary["coverage"],
         "fidelity": fidelity, "measurements": rows, "artifacts": artifacts, "steps": ctx.log.steps,
-        "tools": _tools(), "created": utc_now(),
+        "tools": _tools(), "created": utc_now(), **_quality(ctx, rows),
     }
+
+
+def _quality(ctx: "ModelContext", rows: list[dict]) -> dict:
+    """The sensitivity, mixed-precision and ground-truth blocks a deploy produced (absent when it did not)."""
+    out = {k: v for k, v in ctx.quality.items() if k in ("sensitivity", "accuracy")}
+    mixed = ctx.quality.get("mixed_precision")
+    if mixed:
+        # what keeping layers in float costs: each part's mean latency at fp32, full int8 and int8-mixed
+        latency = {f"{r['part']}_{r['precision']}": r["latency_ms"]["mean"] for r in rows}
+        out["mixed_precision"] = {**mixed, "latency_ms": latency}
+    return out

@@ -127,6 +127,36 @@ def fidelity_section(report: dict) -> str:
     return f'<h2 id="fidelity">INT8 fidelity</h2>{warn}{table(["check", "value"], rows, {1}, "fidelity")}'
 
 
+def quality_sections(report: dict, top_n: int) -> str:
+    from edgekit.report import quality as q
+
+    out = []
+    rows = q.sensitivity_rows(report, top_n)
+    if rows:
+        nodes = report["sensitivity"]["nodes"][:top_n]
+        # bar length = how far below 60 dB (near-lossless) the layer's own error sits: longest = most sensitive
+        bars = [Bar(f"{n['part'][:3]} {n['module'] or n['node']}", max(0.0, 60.0 - (n["alone_sqnr_db"] or 60.0)),
+                    f"{bd.db(n['alone_sqnr_db'])} alone · {bd.db(n['in_graph_sqnr_db'])} in graph", "b1",
+                    f"{n['node']} [{n['op']}]") for n in nodes]
+        out += ['<h2 id="sensitivity">INT8 sensitivity per layer</h2>', f'<p class="sub">{esc(q.SENSITIVITY_NOTE)}</p>',
+                bar_chart(bars, "most sensitive layers: 60 dB minus alone SQNR", unit="dB"),
+                table(q.SENSITIVITY_HEADERS, [[esc(c) if i not in (2, 4) else f"<code>{esc(c)}</code>"
+                                               for i, c in enumerate(r)] for r in rows], {0, 5, 6}, "sensitivity")]
+    summary = q.mixed_summary(report)
+    if summary:
+        out += ['<h2 id="mixed">Mixed precision</h2>', table(["", "value"], [[esc(a), esc(b)] for a, b in summary])]
+        floats = q.float_rows(report)
+        if floats:
+            out += ["<h3>Kept in float</h3>", table(["part", "node", "op", "module", "alone SQNR"],
+                                                   [[esc(a), f"<code>{esc(b)}</code>", esc(c), f"<code>{esc(d)}</code>",
+                                                     esc(e)] for a, b, c, d, e in floats], {4}, "float-nodes")]
+    acc = q.accuracy_rows(report)
+    if acc:
+        out += ['<h2 id="accuracy">Accuracy against ground truth</h2>', f'<p class="sub">{esc(q.accuracy_caption(report))}</p>',
+                table(["precision", "point mIoU", "box mIoU"], [[esc(c) for c in r] for r in acc], {1, 2}, "accuracy")]
+    return "".join(out)
+
+
 def layers_block(m: dict, top_n: int, depth: int | None) -> str:
     layers = m["layers"]
     if not layers:
@@ -195,6 +225,6 @@ def render_html(report: dict, top_n: int = 15, module_depth: int | None = None) 
     sub = f"{report['format']} · {t['transport']} · {t['device'].get('os') or ''} · {report['created']}"
     body = "".join([f"<h1>edgekit report: {esc(title)}</h1>", f'<p class="sub">{esc(sub)}</p>', banner,
                     summary_cards(report), device_section(report), latency_section(report), power_section(report),
-                    fidelity_section(report),
+                    fidelity_section(report), quality_sections(report, top_n),
                     layers_section(report, top_n, module_depth), tail_sections(report)])
     return page(f"edgekit: {title}", body)

@@ -63,6 +63,30 @@ def fidelity_section(report: dict) -> str:
     return out
 
 
+def quality_sections(report: dict, top_n: int) -> list[str]:
+    from edgekit.report import quality as q
+
+    out = []
+    rows = q.sensitivity_rows(report, top_n)
+    if rows:
+        out += ["## INT8 sensitivity per layer", q.SENSITIVITY_NOTE,
+                table(q.SENSITIVITY_HEADERS, [[text(c) if i not in (2, 4) else code(c) for i, c in enumerate(r)]
+                                              for r in rows], right={0, 5, 6})]
+    summary = q.mixed_summary(report)
+    if summary:
+        out += ["## Mixed precision", table(["", "value"], [[text(a), text(b)] for a, b in summary])]
+        floats = q.float_rows(report)
+        if floats:
+            out += ["Kept in float:", table(["part", "node", "op", "module", "alone SQNR"],
+                                            [[text(a), code(b), text(c), code(d), text(e)] for a, b, c, d, e in floats],
+                                            right={4})]
+    acc = q.accuracy_rows(report)
+    if acc:
+        out += ["## Accuracy against ground truth", q.accuracy_caption(report),
+                table(["precision", "point mIoU", "box mIoU"], [[text(c) for c in r] for r in acc], right={1, 2})]
+    return out
+
+
 def layer_sections(m: dict, top_n: int, depth: int | None) -> str:
     layers = m["layers"]
     if not layers:
@@ -120,6 +144,7 @@ def render_md(report: dict, top_n: int = 15, module_depth: int | None = None) ->
                   "inference adds over idle.", table(bd.POWER_HEADERS, [[text(c) for c in r] for r in power],
                                                       right=set(range(1, 8)))]
     parts += ["## INT8 fidelity", fidelity_section(report)]
+    parts += quality_sections(report, top_n)
     ordered = sorted(schema.measurements(report), key=lambda m: m is not schema.primary(report))
     for m in ordered:
         tag = " (primary)" if m is schema.primary(report) else ""

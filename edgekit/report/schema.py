@@ -18,7 +18,7 @@ from edgekit.errors import InputError
 
 SCHEMA = "edgekit.report/1"
 PARTS = ("encoder", "decoder")
-PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8")
+PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8", "int8-mixed")
 WEIGHT_KINDS = ("synthetic", "checkpoint")
 LATENCY_ONLY_NOTE = "latency-only: synthetic weights, outputs meaningless"
 
@@ -60,6 +60,15 @@ MEASUREMENT = {"part": OneOf(*PARTS), "precision": OneOf(*PRECISIONS), "format":
 FIDELITY = {"reference": str, "images": int, "embedding_sqnr_db": Null(NUM), "logits_sqnr_db": Opt(Null(NUM)),
             "mask_iou": Null(NUM), "mask_iou_point": Opt(Null(NUM)), "mask_iou_box": Opt(Null(NUM)),
             "target": Opt(Null(NUM)), "passed": Null(bool)}
+SENS_NODE = {"part": OneOf(*PARTS), "node": str, "op": str, "module": Null(str), "alone_sqnr_db": Null(NUM),
+             "in_graph_sqnr_db": Null(NUM)}
+SENSITIVITY = {"images": int, "nodes": ListOf(SENS_NODE)}
+MIXED = {"targets": {"mask_iou": Null(NUM), "embedding_sqnr_db": Null(NUM)}, "passed": bool,
+         "float_nodes": ListOf(SENS_NODE), "fidelity": {"mask_iou": Null(NUM), "embedding_sqnr_db": Null(NUM)},
+         "artifacts": ListOf(str), "latency_ms": Opt(dict),
+         "trials": ListOf({"float_nodes": int, "mask_iou": Null(NUM), "embedding_sqnr_db": Null(NUM), "passed": bool})}
+MIOU = {"point_miou": NUM, "box_miou": NUM}
+ACCURACY = {"dataset": str, "images": int, "masks": int, "fp32": MIOU, "int8": Opt(MIOU), "int8-mixed": Opt(MIOU)}
 REPORT = {
     "schema": OneOf(SCHEMA), "model": str, "part": OneOf(*PARTS), "format": str, "precision": OneOf(*PRECISIONS),
     "weights": {"kind": OneOf(*WEIGHT_KINDS), "path": Opt(Null(str)), "sha256": Opt(Null(str)), "note": Opt(Null(str))},
@@ -74,6 +83,7 @@ REPORT = {
                          "precision": Opt(OneOf(*PRECISIONS)), "reused": Opt(bool)}),
     "steps": ListOf({"name": str, "seconds": NUM, "reused": Opt(bool)}),
     "tools": dict, "created": str,
+    "sensitivity": Opt(SENSITIVITY), "mixed_precision": Opt(MIXED), "accuracy": Opt(ACCURACY),
 }
 
 
