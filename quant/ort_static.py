@@ -87,6 +87,25 @@ def _batched_constant_matmuls(path: Path) -> list[str]:
             if n.op_type == "MatMul" and any(rank[i] != 2 for i in n.input if i in rank)]
 
 
+def attention_matmuls(path: Path) -> list[str]:
+    """MatMul nodes whose two operands are both computed (no weight): attention's q·kᵀ and attn·v."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    constant = {t.name for t in model.graph.initializer}
+    constant |= {n.output[0] for n in model.graph.node if n.op_type == "Constant"}
+    producer = {o: n for n in model.graph.node for o in n.output}
+
+    def computed(name: str) -> bool:
+        # a weight reached through a Transpose / Reshape of a constant is still a weight
+        seen = name
+        while seen in producer and producer[seen].op_type in ("Transpose", "Reshape", "Cast") and producer[seen].input:
+            seen = producer[seen].input[0]
+        return seen not in constant
+
+    return [n.name for n in model.graph.node if n.op_type == "MatMul" and all(computed(i) for i in n.input[:2])]
+
+
 def is_large(path: Path) -> bool:
     import onnx
 
@@ -148,7 +167,8 @@ def quantize_static_onnx(fp32: Path, out: Path, feeds: Iterable[dict[str, np.nda
                 reduce_range=preset.reduce_range, activation_type=getattr(QuantType, preset.activation_type),
                 weight_type=getattr(QuantType, preset.weight_type), calibrate_method=_method(method),
                 op_types_to_quantize=list(preset.op_types), use_external_data_format=large, extra_options=extra,
-                nodes_to_exclude=sorted(set(_batched_constant_matmuls(pre)) | set(float_nodes)),
+                nodes_to_exclude=sorted(set(_batched_constant_matmuls(pre)) | set(float_nodes)
+                                        | set(attention_matmuls(pre) if preset.float_attention else ())),
                 calibration_cache_path=calibration_cache,
             )
     if not cached and reader.count == 0:

@@ -1,7 +1,7 @@
 """INT8 presets for ONNX Runtime static quantization, with the reason beside each choice."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,7 @@ class QuantPreset:
     op_types: tuple[str, ...]  # what gets quantized; everything else stays float between Q/DQ pairs
     float_outputs: tuple[str, ...] = ()  # quantized ops whose OUTPUT stays float (no Q/DQ after them)
     ort_gelu: bool = False  # fuse erf-GELU into com.microsoft.Gelu before quantizing (ONNX Runtime only)
+    float_attention: bool = False  # keep activation x activation MatMuls (q·kᵀ, attn·v) in float
     reasons: dict[str, str] = field(default_factory=dict)
 
     def config(self) -> dict:
@@ -68,6 +69,17 @@ PRESETS: dict[str, QuantPreset] = {
         },
     ),
 }
+
+# The known SAM recipe: attention's two activation x activation products stay in float (softmax already does).
+# Their inputs are the bimodal post-key-linear activations PTQ4SAM describes and the softmax probabilities, whose
+# ranges per-tensor int8 serves worst (ExecuTorch's Ethos-U MobileSAM example keeps TinyViT attention at 16 bits;
+# ONNX Runtime's CPU kernels have no 16-bit MatMul, so float is the higher precision here).
+_SAM_REASON = {"float_attention": "q·kᵀ and attn·v stay in float: per-tensor int8 fits their bimodal / softmax "
+                                  "inputs worst, and they carry a small share of the FLOPs"}
+PRESETS["x86-sam"] = replace(PRESETS["x86"], name="x86-sam", float_attention=True,
+                             reasons={**PRESETS["x86"].reasons, **_SAM_REASON})
+PRESETS["arm-sam"] = replace(PRESETS["arm"], name="arm-sam", float_attention=True,
+                             reasons={**PRESETS["arm"].reasons, **_SAM_REASON})
 
 DEFAULT_PRESET = "x86"
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")

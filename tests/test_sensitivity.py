@@ -105,3 +105,39 @@ def test_mixed_requantizes_on_the_cached_ranges(models) -> None:
     # closer to FP32, not equal: the tensor feeding the float layer is still the quantized output of the layer
     # before it (onnxruntime quantizes a tensor where it is produced)
     assert err(mixed) < 0.8 * err(models["int8"])
+
+
+class Attention(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(1)
+        self.qkv = torch.nn.Linear(16, 48)
+        self.proj = torch.nn.Linear(16, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        attn = torch.softmax(q @ k.transpose(-1, -2) / 4.0, dim=-1)
+        return self.proj(attn @ v)
+
+
+def test_the_sam_preset_keeps_attention_products_in_float(tmp_path: Path) -> None:
+    import onnx
+
+    from edgekit.quant.ort_static import attention_matmuls
+
+    fp32 = tmp_path / "attn.onnx"
+    torch.onnx.export(Attention().eval(), (torch.zeros(1, 10, 16),), str(fp32), input_names=["x"], output_names=["y"],
+                      dynamo=False, opset_version=17)
+    pre = prepare_float(fp32, tmp_path, PRESETS["x86"])
+    products = attention_matmuls(pre)
+    assert len(products) == 2  # q·kᵀ and attn·v; the two Linear layers carry weights
+    rng = np.random.default_rng(0)
+    feeds = lambda: ({"x": rng.standard_normal((1, 10, 16)).astype(np.float32)} for _ in range(4))  # noqa: E731
+    quantized = {}
+    for name in ("x86", "x86-sam"):
+        out = tmp_path / f"{name}.onnx"
+        quantize_static_onnx(fp32, out, feeds(), PRESETS[name])
+        quantized[name] = {n.name for n in quantized_nodes(onnx.load(str(out)))}
+    assert set(products) <= quantized["x86"]
+    assert not set(products) & quantized["x86-sam"]
+    assert quantized["x86"] - set(products) == quantized["x86-sam"]  # the weighted layers stay int8

@@ -54,8 +54,9 @@ def _read_models(models: tuple[str, ...], models_file: Path | None) -> list[str]
 @click.option("--held-out", type=click.IntRange(min=1), default=4, show_default=True,
               help="Further images for the INT8 fidelity check.")
 @click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]), default="minmax", show_default=True)
-@click.option("--preset", type=click.Choice(["x86", "arm", "tensorrt"]), default=None,
-              help="INT8 preset (default: the target profile's; x86 or arm from the CPU for local).")
+@click.option("--preset", type=click.Choice(["x86", "arm", "tensorrt", "x86-sam", "arm-sam"]), default=None,
+              help="INT8 preset (default: the target profile's; x86 or arm from the CPU for local). x86-sam / arm-sam: "
+                   "the known SAM recipe, attention's q·kᵀ and attn·v kept in float.")
 @click.option("--fidelity-target", type=click.FloatRange(0, 1), default=None, metavar="IOU",
               help="Mask IoU against FP32 that INT8 must reach, e.g. 0.95. ONNX: when full INT8 misses it, the most "
                    "sensitive layers stay in float until it is met (the report lists them and their latency cost); "

@@ -28,7 +28,7 @@ from edgekit.cli.options import model_option, weights_options
               help="Calibration images for --precision int8 (the same folder gives the same artifacts as deploy).")
 @click.option("--calib-count", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]), default="minmax", show_default=True)
-@click.option("--preset", type=click.Choice(["x86", "arm", "tensorrt"]), default=None,
+@click.option("--preset", type=click.Choice(["x86", "arm", "tensorrt", "x86-sam", "arm-sam"]), default=None,
               help="ONNX int8 preset (default: x86 or arm from this CPU).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate the first N images only.")
 @click.option("--store", type=click.Path(path_type=Path), default=None, help="Artifact store (default ~/.cache/edgekit/store).")

@@ -24,7 +24,7 @@ PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8")
 @click.option("--calib-count", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]), default="minmax", show_default=True,
               help="ONNX int8 range estimation (LiteRT int8 uses min/max).")
-@click.option("--preset", type=click.Choice(["x86", "arm", "tensorrt"]), default=None,
+@click.option("--preset", type=click.Choice(["x86", "arm", "tensorrt", "x86-sam", "arm-sam"]), default=None,
               help="ONNX int8 preset (default: x86 or arm from this CPU).")
 @click.option("--part", type=click.Choice(["encoder", "decoder", "all"]), default="all", show_default=True)
 @click.option("--images", type=click.Path(path_type=Path), default=None, metavar="DIR",

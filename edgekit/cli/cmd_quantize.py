@@ -13,7 +13,7 @@ import click
 @click.option("--calib-count", default=32, show_default=True, help="Calibration images (warns below 16).")
 @click.option("--held-out", default=4, show_default=True, help="Further images for the fidelity check.")
 @click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]), default="minmax", show_default=True)
-@click.option("--scheme", "--preset", "preset", type=click.Choice(["x86", "arm", "tensorrt"]), default="x86", show_default=True,
+@click.option("--scheme", "--preset", "preset", type=click.Choice(["x86", "arm", "tensorrt", "x86-sam", "arm-sam"]), default="x86", show_default=True,
               help="x86: U8S8 for VNNI; arm: S8S8; tensorrt: symmetric activations, standard ops only.")
 @click.option("--fidelity-target", type=float, default=None, metavar="IOU", help="Fail (exit 7) below this mask IoU.")
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=True)
