@@ -165,11 +165,20 @@ def _save_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def export_official(model, out: Path) -> None:
-    """The weights as MobileSAM's release file is laid out (a plain state dict), in fp16."""
+def _record(step: int, seconds: float, result: dict, args: argparse.Namespace) -> dict:
+    return {"architecture": "mobilesam", "step": step, "train_seconds": round(seconds),
+            "held_out": {"scenes": args.eval_count, "first_seed": HELD_OUT_SEED,
+                         "point_miou": result["point_miou"], "box_miou": result["box_miou"]},
+            "target": args.target}
+
+
+def export_official(model, out: Path, record: dict) -> None:
+    """The weights as MobileSAM's release file is laid out (a plain state dict), in fp16, and beside them
+    `<out>.json`: the step, training time and held-out mIoU they were written at (tests read it)."""
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     _save_atomic(state, out)
+    out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init", type=Path, default=None,
                         help="start from these weights (an earlier --out: training continued on another machine, "
                              "with a fresh optimizer) instead of a random initialisation")
+    parser.add_argument("--export-now", action="store_true",
+                        help="write --out from WORK/state.pt as it is (evaluated on the held-out scenes) and stop")
     parser.add_argument("--start-step", type=int, default=0,
                         help="with --init: the step it stopped at (keeps the data and learning-rate schedule going)")
     args = parser.parse_args(argv)
@@ -199,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     args.work.mkdir(parents=True, exist_ok=True)
     state_path, log_path = args.work / "state.pt", args.work / "log.jsonl"
-    step = 0
+    step, seconds = 0, 0.0
     if args.init is not None and not state_path.exists():
         from edgekit.checkpoints import load_into, read_checkpoint
 
@@ -211,10 +222,13 @@ def main(argv: list[str] | None = None) -> int:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step = int(state["step"])
+        seconds = float(state.get("seconds", 0.0))
         print(f"resumed at step {step}", flush=True)
 
     started, window = time.time(), []
-    while step < args.steps:
+    last = time.time()
+    result = None
+    while step < args.steps and not args.export_now:
         for group in opt.param_groups:
             group["lr"] = _lr(step, args.lr, args.warmup, args.steps)
         scene = render_scene(step)
@@ -232,19 +246,31 @@ def main(argv: list[str] | None = None) -> int:
                   f"{mean['box_iou']:.3f} ({(time.time() - started) / len(window):.2f} s/step)", flush=True)
             window, started = [], time.time()
         if step % args.eval_every == 0 or step == args.steps:
-            _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step}, state_path)
+            seconds += time.time() - last
+            _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                          "seconds": seconds}, state_path)
             result = evaluate(model, recipe, args.eval_count)
-            result["step"] = step
+            last = time.time()
+            result.update(step=step, train_seconds=round(seconds))
             with log_path.open("a") as f:
                 f.write(json.dumps(result) + "\n")
             print(f"eval at step {step}: point mIoU {result['point_miou']:.4f}, box mIoU {result['box_miou']:.4f}",
                   flush=True)
+            record = _record(step, seconds, result, args)
             if min(result["point_miou"], result["box_miou"]) >= args.target:
-                export_official(model.eval(), args.out)
+                export_official(model.eval(), args.out, {**record, "reached_target": True})
                 print(f"target {args.target} reached: wrote {args.out}", flush=True)
                 return 0
             started = time.time()
-    export_official(model.eval(), args.out)
+    if result is None or result["step"] != step:  # --export-now, or resumed at the end of the schedule
+        result = {**evaluate(model.eval(), recipe, args.eval_count), "step": step}
+    record = _record(step, seconds, result, args)
+    reached = min(record["held_out"]["point_miou"], record["held_out"]["box_miou"]) >= args.target
+    export_official(model.eval(), args.out, {**record, "reached_target": reached})
+    if args.export_now:
+        print(f"wrote {args.out} from step {step} (held-out point mIoU {record['held_out']['point_miou']:.4f}, box "
+              f"{record['held_out']['box_miou']:.4f})", flush=True)
+        return 0
     print(f"schedule ended below the target: wrote {args.out} anyway", flush=True)
     return 1
 
