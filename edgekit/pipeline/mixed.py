@@ -86,16 +86,13 @@ def fewest(n: int, passes: Callable[[int], bool]) -> int | None:
     """The smallest k in 1..n with passes(k), assuming passes(0) is False and passes grows with k: doubling until
     one passes, then bisecting between the last failure and it (about 2·log2(k) calls; each k asked once).
     None when even passes(n) is False."""
-    low, k = 0, 1
-    while k <= n:
-        if passes(k):
-            break
-        low = k
-        k = k * 2 if k * 2 <= n or k == n else n
-        if k == low:  # n itself failed
-            return None
-    else:
+    if n < 1:
         return None
+    low, k = 0, 1
+    while not passes(k):
+        if k == n:
+            return None
+        low, k = k, min(2 * k, n)
     high = k
     while high - low > 1:
         mid = (low + high) // 2
