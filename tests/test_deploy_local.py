@@ -111,9 +111,11 @@ def test_second_identical_deploy_reuses_every_artifact(runs: dict) -> None:
 def test_fidelity_target_failure_is_exit_7_with_the_report_kept(runs: dict) -> None:
     calib = runs["root"] / "calib"
     out = runs["root"] / "run3"
-    proc = deploy(out, runs["root"] / "store", calib, "--fidelity-target", "1.01")
+    # --no-sensitivity: no float fallback either (tests/test_accuracy_pipeline.py covers that on trained weights)
+    proc = deploy(out, runs["root"] / "store", calib, "--fidelity-target", "1.01", "--no-sensitivity")
     assert proc.returncode == 7, proc.stderr[-2000:]
-    assert "below the target 1.0100" in proc.stderr and "Traceback" not in proc.stderr
+    assert "misses the target (mask IoU 1.0100)" in proc.stderr and "Traceback" not in proc.stderr
+    assert "--no-sensitivity" in proc.stderr  # the hint names the way to the automatic fallback
     assert (out / "report.json").is_file()
 
 

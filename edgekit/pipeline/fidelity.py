@@ -116,6 +116,9 @@ def check_target(fidelity: dict, mixed: dict | None = None, fmt=None) -> None:
     elif fmt is not None and not getattr(fmt, "mixed_precision", False):
         hint = (f"--format {fmt.name} cannot keep layers in float yet: deploy --format onnx to have the most sensitive "
                 "layers fall back automatically, try --calib-method percentile, or --precision fp32")
+    elif fmt is not None:
+        hint = ("deploy without --no-sensitivity to keep the most sensitive layers in float automatically, try "
+                "--calib-method percentile or entropy, or deploy --precision fp32")
     else:
         hint = "try --calib-method percentile or entropy, more calibration images, or deploy --precision fp32"
     raise ValidationError(message, hint=hint)
