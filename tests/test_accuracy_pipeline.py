@@ -55,8 +55,9 @@ def runs(tmp_path_factory) -> dict:
     first = deploy(root, "run1", "--sensitivity")
     assert first.returncode == 0, first.stderr[-3000:]
     r1 = json.loads((root / "run1" / "report.json").read_text())
-    # a target just above what full INT8 reaches: the deploy must keep layers in float to meet it
-    target = r1["fidelity"]["embedding_sqnr_db"] + 1.0
+    # a target just above what full INT8 reaches: the deploy must keep layers in float to meet it (a small step
+    # needs few layers, hence few trials: this file is in the default run)
+    target = r1["fidelity"]["embedding_sqnr_db"] + 0.25
     second = deploy(root, "run2", "--sqnr-target", f"{target:.3f}")
     assert second.returncode == 0, second.stderr[-3000:]
     return {"root": root, "r1": r1, "r2": json.loads((root / "run2" / "report.json").read_text()), "target": target,
