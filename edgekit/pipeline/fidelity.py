@@ -10,17 +10,13 @@ from typing import Sequence
 
 import numpy as np
 
+from edgekit.accuracy.miou import mask_iou
 from edgekit.errors import ValidationError
 from edgekit.formats import get_format
 from edgekit.pipeline.artifacts import Artifact, decoder_feeds
 from edgekit.pipeline.context import ModelContext
 from edgekit.preprocess import binarize, upsample_logits
 from edgekit.quant.calibration import CalibImage, image_seed, load_inputs, sample_prompts
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
 
 def _db(signal: float, noise: float) -> float | None:
@@ -55,7 +51,7 @@ def measure_fidelity(ctx: ModelContext, encoders: tuple[Artifact, Artifact], dec
             k = 0 if prompt.kind == "box" else 1 + int(np.argmax(iou32[0, 1:]))
             a = binarize(recipe, upsample_logits(recipe, geo, m32[:, k:k + 1]))
             b = binarize(recipe, upsample_logits(recipe, geo, m8[:, k:k + 1]))
-            ious["box" if prompt.kind == "box" else "point"].append(_iou(a, b))
+            ious["box" if prompt.kind == "box" else "point"].append(mask_iou(a, b))
     point = float(np.mean(ious["point"])) if ious["point"] else None
     box = float(np.mean(ious["box"])) if ious["box"] else None
     overall = float(np.mean(ious["point"] + ious["box"])) if ious["point"] or ious["box"] else None
