@@ -37,6 +37,26 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def sha256_path(path: Path) -> str:
+    """sha256 of a file, or of a folder artifact (a Core ML .mlpackage): the digest of its files' relative paths
+    and digests in sorted order, so the same tree always gives the same value."""
+    path = Path(path)
+    if path.is_file():
+        return sha256_file(path)
+    digest = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{f.relative_to(path).as_posix()}\0{sha256_file(f)}\n".encode())
+    return digest.hexdigest()
+
+
+def path_bytes(path: Path) -> int:
+    """Size of a file, or the total size of a folder's files."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
 def step_id(parent: str | None, step: str, config: dict[str, Any]) -> str:
     canonical = json.dumps({"parent": parent, "step": step, "config": config}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
@@ -82,9 +102,9 @@ class Store:
         entry = Entry(**{k: v for k, v in raw.items() if k != "reused"})
         for name, facts in entry.files.items():
             path = entry.path(self.root, name)
-            if not path.is_file() or path.stat().st_size != facts["bytes"]:
+            if not path.exists() or path_bytes(path) != facts["bytes"]:
                 return None
-            if verify and sha256_file(path) != facts["sha256"]:
+            if verify and sha256_path(path) != facts["sha256"]:
                 return None
         entry.reused = True
         return entry
@@ -96,8 +116,8 @@ class Store:
         staging = Path(tempfile.mkdtemp(prefix=f".{entry_id}.", dir=self.root))
         try:
             yield staging
-            files = {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-                     for p in sorted(staging.iterdir()) if p.is_file()}
+            # files, and folders that are one artifact (a Core ML .mlpackage)
+            files = {p.name: {"sha256": sha256_path(p), "bytes": path_bytes(p)} for p in sorted(staging.iterdir())}
             final = self.root / entry_id
             if final.exists():
                 shutil.rmtree(final)

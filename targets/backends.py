@@ -47,6 +47,7 @@ BACKENDS: dict[str, BackendEntry] = {e.runtime: e for e in (
     BackendEntry(".onnx", "onnx", "onnxruntime", "ort.backend:OrtBackend"),
     BackendEntry(".tflite", "litert", "litert", "litert.backend:LiteRTBackend"),
     BackendEntry(".onnx", "tensorrt", "tensorrt", "tensorrt.backend:TensorRTBackend"),  # built on the device
+    BackendEntry(".mlpackage", "coreml", "coreml", "coreml.backend:CoreMLBackend"),  # compiled on the Mac
 )}
 
 

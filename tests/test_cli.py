@@ -49,10 +49,10 @@ def test_models_lists_the_variants_with_counted_params() -> None:
     assert rows["sam-vit-h"]["params"] == 641_090_608
     assert rows["slimsam-77"]["params"] == 9_723_528
     assert rows["mobilesam"]["checkpoint"] == "mobile_sam.pt" and rows["mobilesam"]["input_size"] == 1024
-    assert rows["mobilesam"]["formats"] == {"onnx": True, "litert": True, "tensorrt": True}
+    assert rows["mobilesam"]["formats"] == {"onnx": True, "litert": True, "tensorrt": True, "coreml": True}
     assert rows["nanosam"]["formats"]["litert"] is False and "ONNX only" in rows["nanosam"]["format_notes"]["litert"]
     text = run("models").stdout
-    assert "mobilesam" in text and "10.13M" in text and "onnx,litert,tensorrt†" in text
+    assert "mobilesam" in text and "10.13M" in text and "onnx,litert,tensorrt†,coreml" in text
 
 
 def test_unknown_variant_lists_known_ones(tmp_path: Path) -> None:

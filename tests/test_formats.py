@@ -133,3 +133,6 @@ def test_litert_survey_lists_name_registered_variants() -> None:
 
     assert VERIFIED <= set(REGISTRY) and set(UNSUPPORTED) <= set(REGISTRY)
     assert not VERIFIED & set(UNSUPPORTED)
+    from edgekit.formats.coreml import SURVEYED
+
+    assert SURVEYED <= set(REGISTRY)

@@ -5,6 +5,7 @@ variant in its own process so that one that runs out of memory cannot take the o
 
     python3 tools/format_survey.py --format litert --images ../shared/images --out survey-litert.json
     python3 tools/format_survey.py --format litert --images ../shared/images --out s.json --models mobilesam,tinysam
+    python3 tools/format_survey.py --format coreml --precisions fp16,int8 --images ../shared/images --out coreml.json
 
 The results are resumable (variants already in --out are skipped unless --again), written after every variant, and
 summarised as a Markdown table (--out with .md). `edgekit models` shows what the surveys found (formats/*.py).
@@ -24,7 +25,8 @@ from pathlib import Path
 PARTS = ("encoder", "decoder")
 
 
-def survey_one(model: str, fmt_name: str, images: Path, store: Path, calib_count: int) -> dict:
+def survey_one(model: str, fmt_name: str, images: Path, store: Path, calib_count: int,
+               precisions: tuple[str, ...] = ()) -> dict:
     """Make every precision of both parts of `model`; one dict per (part, precision): ok, seconds, size, error."""
     from edgekit.errors import EdgekitError
     from edgekit.formats import get_format
@@ -32,7 +34,7 @@ def survey_one(model: str, fmt_name: str, images: Path, store: Path, calib_count
     from edgekit.pipeline.context import ModelContext
     from edgekit.quant.calibration import list_images, split
     from edgekit.quant.presets import PRESETS
-    from edgekit.store import Store
+    from edgekit.store import Store, path_bytes
     from edgekit.variants.registry import get_spec
 
     fmt = get_format(fmt_name)
@@ -41,7 +43,7 @@ def survey_one(model: str, fmt_name: str, images: Path, store: Path, calib_count
     settings = BuildSettings(validation=held[:1], calib=calib, preset=PRESETS["arm"])
     ctx = ModelContext(spec=spec, checkpoint=None, store=Store(store))
     rows: dict[str, dict] = {}
-    for precision in fmt.precisions:
+    for precision in precisions or fmt.precisions:
         for part in PARTS:
             key = f"{part}.{precision}"
             parent = fmt.derives_from(precision)
@@ -60,9 +62,11 @@ def survey_one(model: str, fmt_name: str, images: Path, store: Path, calib_count
                 continue
             info = artifact.info
             row = {"ok": True, "seconds": round(time.perf_counter() - started, 1),
-                   "mb": round(sum(p.stat().st_size for p in artifact.files()) / 2**20, 1)}
+                   "mb": round(sum(path_bytes(p) for p in artifact.files()) / 2**20, 1)}
             if "validation" in info:
                 row["max_abs"] = info["validation"]["max_abs"]
+            if "ane_warnings" in info:  # Core ML: what the Neural Engine is not known to run
+                row["ane_warnings"] = info["ane_warnings"]
             rows[key] = row
             _emit(key, row)
     return rows
@@ -74,15 +78,19 @@ def _emit(key: str, row: dict) -> None:
 
 
 def _child(args: argparse.Namespace) -> None:
-    rows = survey_one(args.child, args.format, args.images, args.store, args.calib_count)
+    rows = survey_one(args.child, args.format, args.images, args.store, args.calib_count, _precisions(args))
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print("SURVEY " + json.dumps({"rows": rows, "peak_gb": round(peak_gb, 1)}))
 
 
-def _markdown(fmt: str, results: dict) -> str:
+def _precisions(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(p for p in (args.precisions or "").split(",") if p)
+
+
+def _markdown(fmt: str, results: dict, precisions: tuple[str, ...] = ()) -> str:
     from edgekit.formats import get_format
 
-    precisions = get_format(fmt).precisions
+    precisions = precisions or get_format(fmt).precisions
     lines = [f"| variant | {' | '.join(precisions)} | peak GB | minutes |", "|---|" + "---|" * (len(precisions) + 2)]
     for model, res in results.items():
         cells = []
@@ -106,6 +114,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="results .json (a .md table is written beside it)")
     parser.add_argument("--models", default=None, help="comma-separated variants (default: every registered one)")
     parser.add_argument("--calib-count", type=int, default=4)
+    parser.add_argument("--precisions", default=None, help="comma-separated (default: every precision of the format)")
     parser.add_argument("--store", type=Path, default=None, help="artifact store (default: a temporary one per variant)")
     parser.add_argument("--again", action="store_true", help="survey variants already in --out again")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -127,7 +136,8 @@ def main() -> None:
             print(f"[survey] {model} ...", file=sys.stderr, flush=True)
             proc = subprocess.run([sys.executable, __file__, "--child", model, "--format", args.format, "--images",
                                    str(args.images), "--out", str(args.out), "--calib-count", str(args.calib_count),
-                                   "--store", str(store)], capture_output=True, text=True,
+                                   "--store", str(store), *(["--precisions", args.precisions] if args.precisions else [])],
+                                  capture_output=True, text=True,
                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
         minutes = round((time.monotonic() - started) / 60, 1)
         line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("SURVEY ")), None)
@@ -140,13 +150,14 @@ def main() -> None:
             error = "killed (out of memory)" if killed else f"exit {proc.returncode}: {tail[0][:200]}"
             rows = {d["key"]: d["row"] for d in done}
             # the row being made when it died says so (rows are made precision by precision, part by part)
-            keys = [f"{part}.{precision}" for precision in get_format(args.format).precisions for part in PARTS]
+            keys = [f"{part}.{precision}" for precision in _precisions(args) or get_format(args.format).precisions
+                    for part in PARTS]
             dying = next((key for key in keys if key not in rows), None)
             if dying is not None:
                 rows[dying] = {"ok": False, "error": error}
             results[model] = {"rows": rows, "error_after": error, "minutes": minutes}
         args.out.write_text(json.dumps(results, indent=1))
-        args.out.with_suffix(".md").write_text(_markdown(args.format, results))
+        args.out.with_suffix(".md").write_text(_markdown(args.format, results, _precisions(args)))
         print(f"[survey] {model}: {minutes} min", file=sys.stderr, flush=True)
 
 

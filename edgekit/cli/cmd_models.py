@@ -19,6 +19,7 @@ def models(as_json: bool, family: str | None) -> None:
       edgekit models --family sam2 --json
     """
     from edgekit.formats import format_names, get_format
+    from edgekit.formats.coreml import SURVEYED as COREML_SURVEYED
     from edgekit.formats.litert import VERIFIED
     from edgekit.progress import Steps
     from edgekit.variants.registry import REGISTRY
@@ -44,7 +45,7 @@ def models(as_json: bool, family: str | None) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    header = (f"{'name':<20} {'family':<17} {'params':>8} {'GFLOPs':>7} {'input':>5}  {'formats':<22} "
+    header = (f"{'name':<20} {'family':<17} {'params':>8} {'GFLOPs':>7} {'input':>5}  {'formats':<30} "
               f"{'checkpoint':<28} licence")
     click.echo(header)
     click.echo("-" * len(header))
@@ -53,14 +54,15 @@ def models(as_json: bool, family: str | None) -> None:
         gflops = "—" if r["encoder_gflops"] is None else f"{r['encoder_gflops']:.1f}"
         checkpoint = ("encoder.onnx + " if r["external_encoder"] else "") + r["checkpoint"]
         formats = ",".join(n + ("*" if n == "litert" and r["name"] not in VERIFIED else "")
+                           + ("*" if n == "coreml" and r["name"] not in COREML_SURVEYED else "")
                            + ("†" if n == "tensorrt" else "") for n, ok in r["formats"].items() if ok)
-        click.echo(f"{r['name']:<20} {r['family']:<17} {params:>8} {gflops:>7} {r['input_size']:>5}  {formats:<22} "
+        click.echo(f"{r['name']:<20} {r['family']:<17} {params:>8} {gflops:>7} {r['input_size']:>5}  {formats:<30} "
                    f"{checkpoint:<28} {r['license']}")
     if any(r["external_encoder"] for r in rows):
         click.echo("+ : the image encoder is an ONNX file given with --encoder-onnx (NanoSAM releases it only as ONNX); "
                    "params count the decoder, the encoder is counted per deploy.")
-    click.echo("litert*: expected to convert with litert-torch, not yet verified for this variant (an export that "
-               "fails says which op).")
+    click.echo("litert* / coreml*: expected to convert, not yet verified for this variant (an export that fails "
+               "says why); coreml packages are checked here from their MIL program and run on a Mac.")
     click.echo("tensorrt†: the TensorRT-ready ONNX is made and checked here (OneHot-free, validated against torch); "
                "its engine is built on the device by trtexec, which decides what TensorRT accepts.")
     click.echo("GFLOPs: multiply-accumulates of one encoder forward at the input size (counted from the code, the "

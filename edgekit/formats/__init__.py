@@ -3,6 +3,7 @@
     onnx    ONNX (torch's dynamo exporter), FP32 and static INT8 (QDQ) for ONNX Runtime
     litert  LiteRT .tflite (litert-torch), FP32, FP16 weights, dynamic-range and static INT8, for LiteRT/XNNPACK
     tensorrt  TensorRT-ready ONNX (FP32/FP16 build flags, explicit-quantization INT8 QDQ), engines built on the device
+    coreml  Core ML ML Program packages (coremltools): fp16, fp32, int8 weights, W8A8, 6-bit palettes; run on a Mac
 
 Modules are imported on first use (a format's converter can be large: litert-torch brings jax). `register` adds
 a format at run time — a plug-in of your own, or a test's toy format — under its own name.
@@ -19,6 +20,7 @@ _BUILTIN: dict[str, str] = {
     "onnx": "edgekit.formats.onnx:FORMAT",
     "litert": "edgekit.formats.litert:FORMAT",
     "tensorrt": "edgekit.formats.tensorrt:FORMAT",
+    "coreml": "edgekit.formats.coreml:FORMAT",
 }
 _loaded: dict[str, Format] = {}
 

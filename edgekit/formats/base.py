@@ -112,6 +112,9 @@ class Format:
     # INT8 with chosen layers kept in float, made from the INT8 artifact's own ranges (`make_mixed`)
     mixed_precision: bool = False
     revision: int = 1  # part of every artifact's identity in the store: bump when the recipe changes
+    # False when this machine cannot run the artifacts (Core ML off macOS): calibration features then come from
+    # torch, and accuracy is checked on the device against reference outputs shipped with the artifact
+    runs_here: bool = True
 
     def derives_from(self, precision: str) -> str | None:
         """The precision whose artifact this one is made from (None: made from the torch model)."""

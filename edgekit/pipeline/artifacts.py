@@ -73,14 +73,14 @@ def encoder_calibration(ctx: ModelContext, images: Sequence[CalibImage]) -> Iter
         yield {"image": x}
 
 
-def decoder_calibration(ctx: ModelContext, fmt: Format, encoder_fp32: Artifact,
+def decoder_calibration(ctx: ModelContext, fmt: Format, encoder_fp32: Artifact | None,
                         images: Sequence[CalibImage]) -> Iterator[Feeds]:
     """Decoder inputs on the calibration images: the format's FP32 encoder features, sampled prompts, and the mask
     path (the point prompt's own low-res output fed back) so every branch gets ranges."""
-    session = fmt.session(encoder_fp32.path)
+    session = fmt.session(encoder_fp32.path) if fmt.runs_here else None  # else torch's features
     for image in images:
         x, geo, _ = load_inputs(ctx.spec.preprocess, image)
-        feats = session.run({"image": x})
+        feats = session.run({"image": x}) if session is not None else features(ctx, x)
         prompts = sample_prompts(ctx.spec.preprocess, geo, seed=image_seed(image))
         for prompt in prompts:
             yield decoder_feeds(ctx, feats, *prompt.decoder_inputs(ctx.model))
@@ -116,7 +116,7 @@ def ensure_artifact(ctx: ModelContext, fmt: Format, part: str, precision: str, s
         from edgekit.quant.presets import PRESETS
 
         preset = PRESETS[fmt.int8_preset]
-    if calibrated and part == "decoder" and encoder_fp32 is None:
+    if calibrated and part == "decoder" and encoder_fp32 is None and fmt.runs_here:
         encoder_fp32 = ensure_artifact(ctx, fmt, "encoder", "fp32", settings)
     name = fmt.artifact_name(ctx.spec.name, part, precision)
     config: dict[str, Any] = {"file": name, "part": part, "format": fmt.name, "precision": precision,

@@ -69,9 +69,26 @@ def _images(cfg: DeployConfig):
 
 
 def _link(src: Path, dst: Path) -> None:
-    """Artifacts appear in the run folder as hard links into the store (copies across file systems)."""
+    """Artifacts appear in the run folder as hard links into the store (copies across file systems); a folder
+    artifact (a Core ML .mlpackage) as a tree of links, replacing any earlier one whole."""
     tmp = dst.with_name(f".{dst.name}.part")
+    if tmp.is_dir():
+        shutil.rmtree(tmp)
     tmp.unlink(missing_ok=True)
+    if src.is_dir():
+        def link_or_copy(a: str, b: str) -> None:
+            try:
+                os.link(a, b)
+            except OSError:
+                shutil.copyfile(a, b)
+
+        shutil.copytree(src, tmp, copy_function=link_or_copy)
+        if dst.is_dir():
+            shutil.rmtree(dst)
+        os.replace(tmp, dst)
+        return
+    if dst.is_file() and os.path.samefile(src, dst):
+        return  # already this very file (rename would leave the .part link behind: two links to one inode)
     try:
         os.link(src, tmp)
     except OSError:
@@ -285,6 +302,10 @@ def _check_device(target, fmt) -> None:
         from edgekit.targets.tensorrt.backend import require_trtexec
 
         require_trtexec(target)
+    if fmt.runtime == "coreml":
+        from edgekit.targets.coreml.backend import require_mac
+
+        require_mac(target)
     for message in target.device.get("warnings", []):
         warnings.warn(f"{target.name}: {message}", stacklevel=3)
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from edgekit import __version__
 from edgekit.report.schema import LATENCY_ONLY_NOTE, SCHEMA
-from edgekit.store import sha256_file
+from edgekit.store import path_bytes, sha256_path
 
 if TYPE_CHECKING:
     from edgekit.pipeline.artifacts import Artifact
@@ -91,7 +91,7 @@ def build_report(cfg: "DeployConfig", ctx: "ModelContext", target: "Target",
     artifacts = []
     for artifact, _ in measurements:
         for path in artifact.files():
-            artifacts.append({"path": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
+            artifacts.append({"path": path.name, "sha256": sha256_path(path), "bytes": path_bytes(path),
                               "part": artifact.part, "precision": artifact.precision, "reused": artifact.reused})
     device = {k: v for k, v in target.device.items() if v is not None}
     device.setdefault("model", "unknown")

@@ -31,6 +31,11 @@ def publish(ctx: ModelContext, artifact: Artifact, out: Path) -> list[Path]:
         written.append(out / f.name)
     layers = out / (_stem(out / artifact.name) + ".layers.json")
     _link(artifact.entry.path(artifact.root, "layer_map.json"), layers)
+    reference = artifact.entry.path(artifact.root, "reference.npz")
+    if reference.is_file():  # a format this machine cannot run (Core ML) ships torch's outputs for its inputs
+        for side, name in ((reference, "reference.npz"), (artifact.inputs, "inputs.npz")):
+            _link(side, out / f"{_stem(out / artifact.name)}.{name}")
+            written.append(out / f"{_stem(out / artifact.name)}.{name}")
     info = {"schema": "edgekit.artifact/1", "model": ctx.spec.name, "part": artifact.part, "precision": artifact.precision,
             "format": artifact.format, "file": artifact.name, "layer_map": layers.name,
             "weights": {"kind": "synthetic" if ctx.synthetic else "checkpoint",
