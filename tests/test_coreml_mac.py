@@ -201,3 +201,30 @@ def test_the_package_travels_as_one_deterministic_zip(tmp_path: Path) -> None:
         CoreMLBackend().measure(None, tmp_path / "m.onnx", None, None, None, tmp_path)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="GPU_ONLY"):
         CoreMLBackend(compute_units=("ALL", "GPU_ONLY"))
+
+
+def test_a_core_ml_report_keeps_devices_estimates_and_warnings() -> None:
+    """The Mac's rows and the package's Neural Engine warnings as report.json, report.md and report.html carry them."""
+    from edgekit.report.render_html import render_html
+    from edgekit.report.render_md import render_md
+    from edgekit.report.schema import validate
+    from tests.test_report import make_report
+
+    report = make_report(precisions=("fp32", "fp16"))
+    report["format"] = "coreml"
+    for m in report["measurements"]:
+        m["format"] = "coreml"
+        m["runtime"] = {"name": "coreml", "version": "8.3", "threads": 0, "compute_units": "ALL",
+                        "by_compute_units": {"ALL": {"mean_ms": 9.0}, "CPU_ONLY": {"mean_ms": 40.0}}}
+        for row in m["layers"]:
+            row.update(device="ANE", estimated=True)
+    report["artifacts"][0]["warnings"] = ["gelu x23 in EXACT (erf) mode: the Neural Engine has no erf"]
+    validate(report)
+    md, html = render_md(report), render_html(report)
+    assert "## Artifact warnings" in md and "gelu x23 in EXACT (erf) mode" in md
+    assert 'id="artifact-warnings"' in html and "gelu x23 in EXACT (erf) mode" in html
+    report["artifacts"][0]["warnings"] = "not a list"
+    from edgekit.errors import InputError
+
+    with pytest.raises(InputError, match="warnings"):
+        validate(report)

@@ -28,7 +28,10 @@ def _layers(m: "Measurement") -> list[dict]:
     return [{"name": r["name"], "op_type": r["op_type"] or "?", "module": r["module"] or None,
              "mean_ms": r["mean_ms"] or 0.0, "share": r["share"] or 0.0,
              **({"modules": r["modules"]} if len(r.get("modules") or ()) > 1 else {}),
-             **({"provider": r["provider"]} if r.get("provider") else {})} for r in m.layers]
+             **({"provider": r["provider"]} if r.get("provider") else {}),
+             # Core ML: the planned device, and that the time is an estimate (cost share x measured mean)
+             **({"device": r["device"]} if r.get("device") else {}),
+             **({"estimated": True} if r.get("estimated") else {})} for r in m.layers]
 
 
 def _runtime(m: "Measurement", cfg: "DeployConfig") -> dict:
@@ -38,7 +41,8 @@ def _runtime(m: "Measurement", cfg: "DeployConfig") -> dict:
            "threads": int(runtime.get("threads", cfg.measure.threads)), "providers": runtime.get("providers", [])}
     for key in ("delegate", "kernel_mode", "op_profiler", "module", "delegated_share", "fully_accelerated",
                 "gpu", "cuda_graph", "engine", "gpu_compute_mean_ms", "warmup_ms", "time_by_provider_ms",
-                "providers_requested"):
+                "providers_requested", "compute_units", "by_compute_units", "device_validation", "macos", "compile",
+                "threads_note"):
         if runtime.get(key) is not None:
             out[key] = runtime[key]
     return out
@@ -90,9 +94,11 @@ def build_report(cfg: "DeployConfig", ctx: "ModelContext", target: "Target",
     primary = next(r for r in rows if r["part"] == "encoder" and r["precision"] == cfg.precision)
     artifacts = []
     for artifact, _ in measurements:
+        warnings = artifact.info.get("ane_warnings") or []
         for path in artifact.files():
             artifacts.append({"path": path.name, "sha256": sha256_path(path), "bytes": path_bytes(path),
-                              "part": artifact.part, "precision": artifact.precision, "reused": artifact.reused})
+                              "part": artifact.part, "precision": artifact.precision, "reused": artifact.reused,
+                              **({"warnings": list(warnings)} if warnings and path == artifact.path else {})})
     device = {k: v for k, v in target.device.items() if v is not None}
     device.setdefault("model", "unknown")
     device.setdefault("arch", "unknown")

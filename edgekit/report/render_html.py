@@ -198,9 +198,12 @@ def tail_sections(report: dict) -> str:
             for a in report["artifacts"]]
     steps = [[esc(s["name"]), f"{s['seconds']:.2f}", "yes" if s.get("reused") else "no"] for s in report["steps"]]
     tools = [[esc(k), esc(v if v is not None else bd.MISSING)] for k, v in sorted(report["tools"].items())]
+    warned = [(a["path"], w) for a in report["artifacts"] for w in a.get("warnings", [])]
+    warnings = ('<h3 id="artifact-warnings">Artifact warnings</h3><ul>'
+                + "".join(f"<li><code>{esc(p)}</code>: {esc(w)}</li>" for p, w in warned) + "</ul>") if warned else ""
     return "".join([
         '<h2 id="artifacts">Artifacts</h2>',
-        table(["path", "part", "precision", "size", "sha256", "reused"], arts, {3}, "artifacts"),
+        table(["path", "part", "precision", "size", "sha256", "reused"], arts, {3}, "artifacts"), warnings,
         '<div class="cols"><div><h2>Steps</h2>', table(["step", "seconds", "reused"], steps, {1}),
         '</div><div><h2>Tools</h2>', table(["tool", "version"], tools), "</div></div>"])
 

@@ -152,6 +152,9 @@ def render_md(report: dict, top_n: int = 15, module_depth: int | None = None) ->
     arts = [[code(a["path"]), text(a.get("part", bd.MISSING)), text(a.get("precision", bd.MISSING)),
              bd.size(a["bytes"]), code(a["sha256"]), "yes" if a.get("reused") else "no"] for a in report["artifacts"]]
     parts += ["## Artifacts", table(["path", "part", "precision", "size", "sha256", "reused"], arts, right={3})]
+    warned = [(a["path"], w) for a in report["artifacts"] for w in a.get("warnings", [])]
+    if warned:
+        parts += ["## Artifact warnings", "\n".join(f"- {code(path)}: {text(w)}" for path, w in warned)]
     steps = [[text(s["name"]), f"{s['seconds']:.2f}", "yes" if s.get("reused") else "no"] for s in report["steps"]]
     parts += ["## Steps", table(["step", "seconds", "reused"], steps, right={1})]
     tools = [[text(k), text(v if v is not None else bd.MISSING)] for k, v in sorted(report["tools"].items())]

@@ -18,7 +18,7 @@ from edgekit.errors import InputError
 
 SCHEMA = "edgekit.report/1"
 PARTS = ("encoder", "decoder")
-PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8", "int8-mixed")
+PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8", "int8-mixed", "w8a8", "palette6")
 WEIGHT_KINDS = ("synthetic", "checkpoint")
 LATENCY_ONLY_NOTE = "latency-only: synthetic weights, outputs meaningless"
 
@@ -80,7 +80,9 @@ REPORT = {
     "latency_ms": STATS, "layers": ListOf(LAYER), "coverage": COVERAGE, "fidelity": Null(FIDELITY), "power": Opt(dict),
     "measurements": ListOf(MEASUREMENT, 1),
     "artifacts": ListOf({"path": str, "sha256": str, "bytes": int, "part": Opt(OneOf(*PARTS)),
-                         "precision": Opt(OneOf(*PRECISIONS)), "reused": Opt(bool)}),
+                         "precision": Opt(OneOf(*PRECISIONS)), "reused": Opt(bool),
+                         # what the device may not run as planned (Core ML: ops the Neural Engine is not known to run)
+                         "warnings": Opt(ListOf(str))}),
     "steps": ListOf({"name": str, "seconds": NUM, "reused": Opt(bool)}),
     "tools": dict, "created": str,
     "sensitivity": Opt(SENSITIVITY), "mixed_precision": Opt(MIXED), "accuracy": Opt(ACCURACY),
