@@ -2,6 +2,7 @@
 profile's Python running the on-device runners (ONNX Runtime, LiteRT: the backend is chosen per artifact)."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,18 +23,31 @@ def open_local(host: str | None = None) -> Target:
 
 
 def open_transport(name: str, host: str | None = None, *, accept_new_host_key: bool = False,
-                   ssh_options: dict[str, Any] | None = None, user_profiles: Path | None = None):
-    """(profile, a transport to the device) for a profile target, checked: the profile is ssh-capable and a host
-    is named. Nothing is contacted yet (SshTransport connects on first use)."""
+                   ssh_options: dict[str, Any] | None = None, user_profiles: Path | None = None,
+                   serial: str | None = None):
+    """(profile, a transport to the device) for a profile target, checked: the profile can be reached the way
+    asked (--host: SSH; --serial, or neither on an adb profile: adb). Nothing is contacted yet (both transports
+    connect on first use)."""
     from edgekit.targets.profiles import get_profile
 
     profile = get_profile(name, user_profiles)
     if name == "local":
         from edgekit.targets.local import LocalTransport
 
-        if host not in (None, "localhost"):
-            raise UsageError("--target local runs on this machine and takes no --host", hint="drop --host")
+        if host not in (None, "localhost") or serial is not None:
+            raise UsageError("--target local runs on this machine and takes no --host or --serial",
+                             hint="drop --host / --serial")
         return profile, LocalTransport()
+    if serial is not None or (host is None and "adb" in profile.transports):
+        if "adb" not in profile.transports:
+            raise UsageError(f"target {name} is reached over {', '.join(profile.transports)}, not adb",
+                             hint="drop --serial and name the device with --host")
+        if host is not None:
+            raise UsageError("--host (SSH) and --serial (adb) name the device two ways", hint="give one of them")
+        from edgekit.targets.adb import AdbTransport
+
+        # EDGEKIT_ADB: the adb client to use (default: `adb` on PATH)
+        return profile, AdbTransport(serial, adb=os.environ.get("EDGEKIT_ADB", "adb"))
     if "ssh" not in profile.transports:
         raise UsageError(f"target {name} is reached over {', '.join(profile.transports)}, which edgekit cannot "
                          "drive yet", hint="use an ssh-capable profile (`edgekit targets`)")
@@ -49,7 +63,7 @@ def open_transport(name: str, host: str | None = None, *, accept_new_host_key: b
 
 def open_target(name: str, host: str | None = None, *, device_python: str | None = None,
                 accept_new_host_key: bool = False, ssh_options: dict[str, Any] | None = None,
-                user_profiles: Path | None = None) -> Target:
+                user_profiles: Path | None = None, serial: str | None = None) -> Target:
     """Connect to `host` as a `name` device: transport + the device's Python and facts (backends per artifact).
 
     `ssh_options` go to SshTransport (known_hosts, identity_files, ssh_config, workdir, timeouts, retries) --
@@ -59,7 +73,7 @@ def open_target(name: str, host: str | None = None, *, device_python: str | None
     if name == "local":
         return open_local(host)
     profile, transport = open_transport(name, host, accept_new_host_key=accept_new_host_key,
-                                        ssh_options=ssh_options, user_profiles=user_profiles)
+                                        ssh_options=ssh_options, user_profiles=user_profiles, serial=serial)
     from edgekit.targets.remote_facts import read_facts
 
     try:
@@ -70,7 +84,7 @@ def open_target(name: str, host: str | None = None, *, device_python: str | None
     except BaseException:
         transport.close()
         raise
-    device.setdefault("host", host)
+    device.setdefault("host", host or transport.host)
     return Target(profile.name, transport, device_python or profile.python or "python3", device,
                   runtimes=tuple(r.name for r in profile.runtimes), default_format=profile.defaults.format)
 

@@ -59,6 +59,18 @@ if [ "$d" != "$3" ]; then printf 'edgekit: sha256 on the device is %s\n' "$d" >&
 mv -f -- "$1" "$4"
 """
 
+# After a file arrived by other means (adb push): $1 part, $2 expected sha256, $3 final. Verify ON THE DEVICE and
+# rename; exit 4 (and the part removed) when the content differs.
+VERIFY = _PRELUDE + r"""d=$(h "$1") || exit 3
+if [ "$d" != "$2" ]; then rm -f -- "$1"; printf 'edgekit: sha256 on the device is %s\n' "$d" >&2; exit 4; fi
+mv -f -- "$1" "$3"
+"""
+
+# The sha256 of one file on the device: $1 file (exit 2 when it is not there).
+HASH = _PRELUDE + r"""[ -f "$1" ] || { printf 'edgekit: no such file on the device: %s\n' "$1" >&2; exit 2; }
+h "$1"
+"""
+
 # Send a file from an offset, then its sha256 as the last stderr line: $1 file, $2 offset.
 READ = _PRELUDE + r"""[ -f "$1" ] || { printf 'edgekit: no such file on the device: %s\n' "$1" >&2; exit 2; }
 if [ "$2" = 0 ]; then cat < "$1" || exit 1; else tail -c +$(($2 + 1)) < "$1" || exit 1; fi

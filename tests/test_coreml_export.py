@@ -210,3 +210,48 @@ def test_coreml_only_options_and_precisions_are_refused_elsewhere(made: dict, tm
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "--calib" in proc.stderr
     assert not (tmp_path / "x").exists() and not (tmp_path / "z").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", sorted(__import__("edgekit.formats.coreml", fromlist=["SURVEYED"]).SURVEYED))
+def test_every_surveyed_variant_converts_with_its_checks(variant: str, tmp_path: Path) -> None:
+    """What `edgekit models` marks as converting to Core ML does (fp16 and int8, synthetic weights; deselected by
+    default: one conversion per variant takes minutes on 2 cores, and MobileSAM's above runs the same code)."""
+    for precision in ("fp16", "int8"):
+        proc = subprocess.run([sys.executable, "-m", "edgekit", "export", "-m", variant, "--weights", "synthetic",
+                               "--format", "coreml", "--precision", precision, "--store", str(tmp_path / "store"),
+                               "--out", str(tmp_path / precision)], capture_output=True, text=True, timeout=3600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        for part in ("encoder", "decoder"):
+            info = json.loads((tmp_path / precision / f"{variant}.{part}.{precision}.json").read_text())["details"]
+            assert info["mil"]["ops"] and info["mil"]["package_bytes"] > 0
+            if precision == "int8":
+                assert info["dequantize_check"]["passed"]
+
+
+def test_bicubic_resize_converts_as_two_matmuls_with_torchs_own_weights() -> None:
+    """coremltools has no bicubic resize (EdgeSAM's and EfficientViT-SAM's necks use it): edgekit's converter makes
+    it A_h @ x @ A_w^T, whose matrices reproduce F.interpolate exactly; the converted program holds them."""
+    import torch.nn.functional as F
+
+    from edgekit.exporters.coreml_ops import bicubic_matrix
+    from edgekit.exporters.torch2coreml import convert
+
+    x = torch.randn(1, 3, 16, 12, dtype=torch.float64)
+    for kwargs, scale in (({"size": (64, 40)}, None), ({"scale_factor": 2.0}, 2.0)):
+        ref = F.interpolate(x, mode="bicubic", align_corners=False, **kwargs).numpy()
+        a_h = bicubic_matrix(16, ref.shape[2], False, scale)
+        a_w = bicubic_matrix(12, ref.shape[3], False, scale)
+        np.testing.assert_allclose(a_h @ x.numpy() @ a_w.T, ref, atol=1e-12)
+    assert not np.allclose(bicubic_matrix(16, 64, True), bicubic_matrix(16, 64, False))  # align_corners counts
+
+    class Resize(torch.nn.Module):
+        def forward(self, image: torch.Tensor) -> torch.Tensor:
+            return F.interpolate(image, size=(64, 40), mode="bicubic", align_corners=False)
+
+    made = convert(Resize().eval(), (torch.randn(1, 8, 16, 12),), ("image",), ("resized",), "fp32")
+    ops = [op for op in made.model._mil_program.functions["main"].operations if op.op_type != "const"]
+    assert [op.op_type for op in ops] == ["matmul", "matmul"]
+    np.testing.assert_allclose(ops[0].y.val, bicubic_matrix(12, 40, False).T, atol=1e-7)
+    np.testing.assert_allclose(ops[1].x.val, bicubic_matrix(16, 64, False), atol=1e-7)
+    assert [int(d) for d in ops[1].outputs[0].shape] == [1, 8, 64, 40]

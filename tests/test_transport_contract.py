@@ -1,5 +1,6 @@
-"""The Transport contract, one test body run against LocalTransport and SshTransport (a loopback sshd): what the
-pipeline relies on behaves the same whichever way the device is reached."""
+"""The Transport contract, one test body run against LocalTransport, SshTransport (a loopback sshd) and
+AdbTransport (the stand-in adb client: no phone or adbd can run here): what the pipeline relies on behaves the same
+whichever way the device is reached."""
 from __future__ import annotations
 
 import os
@@ -18,12 +19,16 @@ def sshd(tmp_path_factory):
         yield server
 
 
-@pytest.fixture(params=["local", "ssh"])
+@pytest.fixture(params=["local", "ssh", "adb"])
 def transport(request, tmp_path) -> Transport:
     if request.param == "local":
         from edgekit.targets.local import LocalTransport
 
         t = LocalTransport(tmp_path / "device")
+    elif request.param == "adb":
+        from tests.adb_standin import AdbStandin
+
+        t = AdbStandin(tmp_path / "adb").transport()
     else:
         t = request.getfixturevalue("sshd").transport()
     yield t
@@ -31,7 +36,7 @@ def transport(request, tmp_path) -> Transport:
 
 
 def test_transport_contract(transport: Transport, tmp_path: Path) -> None:
-    assert transport.name in ("local", "ssh") and transport.host
+    assert transport.name in ("local", "ssh", "adb") and transport.host
     work = transport.workdir()
     assert work.startswith("/") and transport.run(["test", "-d", work]).ok and transport.workdir() == work
 

@@ -11,10 +11,13 @@ _MARK = {"ok": "ok", "warn": "WARN", "fail": "FAIL", "info": "--"}
 @click.command("doctor")
 @click.option("--target", "-t", default="local", show_default=True, help="The device's profile (see `edgekit targets`).")
 @click.option("--host", default=None, help="The device: user@host[:port] or a ~/.ssh/config alias.")
+@click.option("--serial", default=None, metavar="SERIAL",
+              help="An Android device over adb (`adb devices -l` lists serials; default: the only one attached).")
 @click.option("--device-python", default=None, metavar="PATH", help="The device's Python (default: the profile's).")
 @click.option("--accept-new-host-key", is_flag=True, help="Record an unknown host key instead of refusing it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
-def doctor(target: str, host: str | None, device_python: str | None, accept_new_host_key: bool, as_json: bool) -> None:
+def doctor(target: str, host: str | None, serial: str | None, device_python: str | None, accept_new_host_key: bool,
+           as_json: bool) -> None:
     """Check a device: architecture, OS, Python, runtimes and their versions (numpy, ONNX Runtime, LiteRT,
     TensorRT ...), free disk in edgekit's work folder, temperature and throttling (vcgencmd, thermal zones,
     tegrastats), and vendor tools (trtexec, benchmark_model), with install hints for what is missing.
@@ -25,12 +28,13 @@ def doctor(target: str, host: str | None, device_python: str | None, accept_new_
       edgekit doctor
       edgekit doctor --target raspberry-pi-4 --host pi@raspberrypi.local
       edgekit doctor --target jetson-orin-nano --host orin --json
+      edgekit doctor --target android-arm64 --serial R58M123ABC
     """
     from edgekit.targets import doctor as checks_mod
     from edgekit.targets.registry import device_python as pick_python
     from edgekit.targets.registry import open_transport
 
-    profile, transport = open_transport(target, host, accept_new_host_key=accept_new_host_key)
+    profile, transport = open_transport(target, host, accept_new_host_key=accept_new_host_key, serial=serial)
     try:
         checks = checks_mod.diagnose(transport, profile, pick_python(profile, device_python))
     finally:

@@ -153,6 +153,9 @@ def convert(wrapper: nn.Module, example: Sequence[torch.Tensor], input_names: Se
             metadata: dict[str, Any] | None = None) -> Converted:
     """Trace `wrapper` on `example`, convert to an ML Program at `precision` ("fp16" | "fp32")."""
     ct = import_coremltools()
+    from edgekit.exporters.coreml_ops import register
+
+    register()  # converters coremltools lacks (bicubic resize)
     started = time.perf_counter()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TracerWarnings about shape arithmetic the enumerated shapes cover
@@ -160,11 +163,21 @@ def convert(wrapper: nn.Module, example: Sequence[torch.Tensor], input_names: Se
     inputs = [tensor_type(ct, name, t.shape, 1 if name in point_inputs else None)
               for name, t in zip(input_names, example)]
     compute = ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32
-    with quiet():
-        model = ct.convert(traced, inputs=inputs, outputs=[ct.TensorType(name=n, dtype=np.float32) for n in output_names],
-                           convert_to="mlprogram",
-                           minimum_deployment_target=getattr(ct.target, DECODER_TARGET if point_inputs else MIN_TARGET),
-                           compute_precision=compute)
+    try:
+        with quiet():
+            model = ct.convert(traced, inputs=inputs,
+                               outputs=[ct.TensorType(name=n, dtype=np.float32) for n in output_names],
+                               convert_to="mlprogram",
+                               minimum_deployment_target=getattr(ct.target, DECODER_TARGET if point_inputs else MIN_TARGET),
+                               compute_precision=compute)
+    except (NotImplementedError, ValueError, RuntimeError, TypeError, AssertionError) as exc:
+        # coremltools' own refusal (an op it has no converter for, a shape it cannot handle): one line, named
+        from edgekit.errors import ValidationError
+
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValidationError(f"coremltools {ct.__version__} cannot convert this graph: {first}",
+                              hint="use --format onnx or litert for this variant; `edgekit models` lists what "
+                                   "converts where") from exc
     layer_map = layer_map_from_program(model._mil_program, wrapper)
     for key, value in (metadata or {}).items():
         model.user_defined_metadata[key] = value if isinstance(value, str) else json.dumps(value)

@@ -47,7 +47,9 @@ TOLERANCES: dict[str, dict[str, float | None]] = {
 GELU_MODES = ("exact", "tanh")
 # Variants whose encoder and decoder converted here at fp16 and int8 with every MIL check passing
 # (tools/format_survey.py --format coreml; the table is in the closing notes); `edgekit models` marks the others
-SURVEYED = frozenset({"mobilesam"})
+SURVEYED = frozenset({"mobilesam", "tinysam", "repvit-sam"})
+# Variants coremltools cannot convert, with the op it refuses (measured by that survey)
+UNSUPPORTED: dict[str, str] = {}
 
 
 def _gelu_to_tanh(model: nn.Module) -> int:
@@ -135,7 +137,7 @@ class CoreMLFormat(Format):
     def supports(self, spec: Any) -> str | None:
         if getattr(spec, "external_encoder", False):
             return "its encoder is an ONNX file (--encoder-onnx): ONNX only"
-        return None
+        return UNSUPPORTED.get(spec.name)
 
     def session(self, artifact_path: Path, threads: int = 0) -> HostSession:
         from edgekit.errors import InputError
