@@ -46,8 +46,8 @@ def open_transport(name: str, host: str | None = None, *, accept_new_host_key: b
             raise UsageError("--host (SSH) and --serial (adb) name the device two ways", hint="give one of them")
         from edgekit.targets.adb import AdbTransport
 
-        # EDGEKIT_ADB: the adb client to use (default: `adb` on PATH)
-        return profile, AdbTransport(serial, adb=os.environ.get("EDGEKIT_ADB", "adb"))
+        # EDGEKIT_ADB: the adb client to use (default: `adb` on PATH); the profile's workdir, else /data/local/tmp
+        return profile, AdbTransport(serial, adb=os.environ.get("EDGEKIT_ADB", "adb"), workdir=profile.workdir)
     if "ssh" not in profile.transports:
         raise UsageError(f"target {name} is reached over {', '.join(profile.transports)}, which edgekit cannot "
                          "drive yet", hint="use an ssh-capable profile (`edgekit targets`)")
