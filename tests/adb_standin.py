@@ -26,6 +26,19 @@ class AdbStandin:
             (tools / "getprop").write_text(f"#!{sys.executable}\n" + (SOURCE.parent / "getprop.py").read_text())
             (tools / "getprop").chmod(0o755)
 
+    def install_benchmark_model(self, capture: Path) -> None:
+        """A stand-in benchmark_model on the phone's PATH that answers with `capture` (a real Android output)."""
+        tools = self.bin / "phone-bin"
+        tools.mkdir(exist_ok=True)
+        (tools / "BENCHMARK_OUTPUT").write_text(str(capture))
+        tool = tools / "benchmark_model"
+        tool.write_text(f"#!{sys.executable}\n" + (SOURCE.parent / "benchmark_model.py").read_text())
+        tool.chmod(0o755)
+
+    def benchmark_argv(self) -> list[list[str]]:
+        path = self.bin / "phone-bin" / "argv.jsonl"
+        return [json.loads(line)[1:] for line in path.read_text().splitlines()] if path.exists() else []
+
     def devices(self, *lines: str) -> None:
         (self.bin / "DEVICES").write_text("\n".join(lines) + "\n")
 

@@ -25,6 +25,8 @@ def _read_models(models: tuple[str, ...], models_file: Path | None) -> list[str]
               help="Registered variant (see `edgekit models`); repeat for a comparison run.")
 @click.option("--models-file", type=click.Path(path_type=Path), default=None, help="A file with one variant per line.")
 @click.option("--target", "-t", default="local", show_default=True, help="Where to run (see `edgekit targets`).")
+@click.option("--serial", default=None, metavar="SERIAL",
+              help="An Android phone over adb (android-arm64; `adb devices -l` lists serials; default: the only one).")
 @click.option("--host", "hosts", multiple=True, metavar="HOST",
               help="The device to reach (ssh targets): user@host[:port] or a ~/.ssh/config alias; repeat for a fleet.")
 @click.option("--inventory", type=click.Path(path_type=Path), default=None, metavar="FILE",
@@ -94,6 +96,11 @@ def _read_models(models: tuple[str, ...], models_file: Path | None) -> list[str]
 @click.option("--kernel-mode", type=click.Choice(["xnnpack", "builtin"]), default="xnnpack", show_default=True,
               help="LiteRT artifacts: xnnpack profiles the deployed XNNPACK path (operators aligned to nodes); builtin "
                    "profiles TFLite's builtin kernels instead (exact nodes, several times slower, not what ships).")
+@click.option("--benchmark-model", default=None, metavar="PATH",
+              help="LiteRT on Android over adb: the benchmark_model binary, a file here (pushed once) or a path on "
+                   "the phone (default /data/local/tmp/benchmark_model, then PATH).")
+@click.option("--delegate", type=click.Choice(["xnnpack", "gpu"]), default="xnnpack", show_default=True,
+              help="LiteRT on Android over adb: benchmark_model's delegate.")
 @click.option("--providers", default="auto", show_default=True, metavar="auto|LIST",
               help="ONNX artifacts: ONNX Runtime's execution providers on the device. auto takes TensorRT and CUDA "
                    "where its onnxruntime build has them (onnxruntime-gpu on a Jetson), then the CPU; or name them: "
@@ -103,12 +110,13 @@ def _read_models(models: tuple[str, ...], models_file: Path | None) -> list[str]
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
               help="Run folder (default edgekit-runs/MODEL-TARGET).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report summary as JSON.")
-def deploy(models: tuple[str, ...], models_file: Path | None, target: str, hosts: tuple[str, ...],
+def deploy(models: tuple[str, ...], models_file: Path | None, target: str, serial: str | None, hosts: tuple[str, ...],
            inventory: Path | None, device_python: str | None,
            accept_new_host_key: bool, checkpoint: Path | None, weights: str | None, encoder_onnx: Path | None, fmt: str | None, precision: str, calib: Path | None, calib_count: int, held_out: int, calib_method: str,
            preset: str | None, fidelity_target: float | None, sqnr_target: float | None, eval_data: Path | None,
            eval_limit: int | None, sensitivity: bool | None, runs: int, min_seconds: float, warmup: int,
-           threads: int | None, profile_runs: int, timeout: float, op_profiler: str, kernel_mode: str, providers: str,
+           threads: int | None, profile_runs: int, timeout: float, op_profiler: str, kernel_mode: str,
+           benchmark_model: str | None, delegate: str, providers: str,
            exporter: str,
            store: Path | None, out: Path | None,
            as_json: bool) -> None:
@@ -128,6 +136,8 @@ def deploy(models: tuple[str, ...], models_file: Path | None, target: str, hosts
       edgekit deploy -m nanosam --encoder-onnx resnet18_image_encoder.onnx -c mobile_sam.pt --calib photos/
       edgekit deploy -m mobilesam --target raspberry-pi-4 --host pi@raspberrypi.local --calib photos/
       edgekit deploy -m mobilesam --target raspberry-pi-4 --inventory lab.ini --out runs/lab   (a fleet)
+      edgekit deploy -m mobilesam --target android-arm64 --serial R58M123ABC --format litert --precision int8 \
+          --calib photos/ --benchmark-model ./android_aarch64_benchmark_model
     """
     import json
     import os
@@ -157,8 +167,10 @@ def deploy(models: tuple[str, ...], models_file: Path | None, target: str, hosts
                             profile_runs=profile_runs, timeout_s=timeout)
     # runtimes' own settings, only where they differ from their defaults (run_deploy refuses them for formats that
     # the runtime does not run)
-    backend_options = {"litert": {k: v for k, v in (("op_profiler", op_profiler), ("kernel_mode", kernel_mode))
-                                  if v != {"op_profiler": "auto", "kernel_mode": "xnnpack"}[k]},
+    defaults = {"op_profiler": "auto", "kernel_mode": "xnnpack", "benchmark_model": None, "delegate": "xnnpack"}
+    backend_options = {"litert": {k: v for k, v in (("op_profiler", op_profiler), ("kernel_mode", kernel_mode),
+                                                    ("benchmark_model", benchmark_model), ("delegate", delegate))
+                                  if v != defaults[k]},
                        "onnxruntime": {"providers": providers} if providers != "auto" else {}}
     backend_options = {k: v for k, v in backend_options.items() if v}
     root = out or Path("edgekit-runs") / (names[0] + f"-{target}" if len(names) == 1 else f"compare-{target}")
@@ -177,7 +189,7 @@ def deploy(models: tuple[str, ...], models_file: Path | None, target: str, hosts
                            calib=calib, calib_count=calib_count, held_out=held_out, preset=preset, method=calib_method,
                            fidelity_target=fidelity_target, sqnr_target=sqnr_target, eval_data=eval_data,
                            eval_limit=eval_limit, sensitivity=sensitivity, exporter=exporter, store=store, measure=measure,
-                           progress=not as_json, host=host, device_python=device_python,
+                           progress=not as_json, host=host, serial=serial, device_python=device_python,
                            accept_new_host_key=accept_new_host_key, backend_options=backend_options)
         if fleet:  # every device in parallel: RUN/<device>/, fleet.json, compare.*; FleetError = exit 8
             return deploy_fleet_cli(cfg, fleet, as_json)

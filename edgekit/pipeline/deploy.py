@@ -47,6 +47,7 @@ class DeployConfig:
     measure: MeasureConfig = field(default_factory=MeasureConfig)  # threads <= 0: every core of the device
     progress: bool = True
     host: str | None = None  # the device (ssh targets): user@host[:port] or a ~/.ssh/config alias
+    serial: str | None = None  # an Android phone over adb (None on an adb profile without --host: the only one)
     device_python: str | None = None  # overrides the profile's `python:`
     accept_new_host_key: bool = False  # record an unknown host key instead of refusing it
     # runtime -> backend options that differ from the defaults (litert: op_profiler, kernel_mode; onnxruntime:
@@ -217,7 +218,7 @@ def run_deploy(cfg: DeployConfig) -> dict:
         load_dataset(cfg.eval_data, cfg.eval_limit)  # a bad folder fails now, not after the exports
     calib, held, validation = _images(cfg)
     target = open_target(cfg.target, cfg.host, device_python=cfg.device_python,
-                         accept_new_host_key=cfg.accept_new_host_key)
+                         accept_new_host_key=cfg.accept_new_host_key, serial=cfg.serial)
     for runtime, options in cfg.backend_options.items():
         target.backend_options[runtime] = {**target.backend_options.get(runtime, {}), **options}
     try:

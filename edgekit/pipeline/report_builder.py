@@ -20,7 +20,8 @@ def latency_block(m: "Measurement") -> dict:
     s = m.latency
     return {"runs": s.count, "warmup": m.warmup, "mean": s.mean_ms, "p50": s.median_ms,
             "p90": s.percentiles_ms.get("90", s.max_ms), "min": s.min_ms, "max": s.max_ms, "stdev": s.std_ms,
-            "raw": [round(v, 4) for v in m.raw_ms]}
+            "raw": [round(v, 4) for v in m.raw_ms],
+            **({} if m.raw_ms else {"raw_note": m.runtime.get("raw_note") or "the device's tool gave no per-run times"})}
 
 
 def _layers(m: "Measurement") -> list[dict]:

@@ -50,7 +50,9 @@ class ListOf:
 
 NUM = float  # int or float, never bool, always finite (JSON has no NaN / Infinity)
 STATS = {"runs": int, "mean": NUM, "p50": NUM, "p90": NUM, "min": NUM, "max": NUM, "stdev": NUM,
-         "warmup": Opt(int), "raw": ListOf(NUM, 1)}
+         # every timed run; empty only with raw_note, where the device's tool reports statistics alone
+         # (Android's benchmark_model)
+         "warmup": Opt(int), "raw": ListOf(NUM), "raw_note": Opt(str)}
 LAYER = {"name": str, "op_type": str, "module": Null(str), "mean_ms": NUM, "share": NUM}
 COVERAGE = {"layer_sum_ms": NUM, "attributed_share": NUM, "sum_vs_mean": NUM, "sum_vs_profiled_run": Opt(NUM)}
 EVENT = {"name": str, "op_type": str, "module": Null(str), "start_us": NUM, "dur_us": NUM}
@@ -138,7 +140,12 @@ def _check(value: Any, spec: Any, path: str) -> None:
 
 def _check_stats(stats: dict, path: str) -> None:
     """Statistics that contradict each other or their raw samples are a measuring bug: say so here."""
-    if stats["runs"] != len(stats["raw"]):
+    if not stats["raw"]:
+        if not stats.get("raw_note"):
+            _fail(f"{path}.raw", "needs at least 1 item(s), or raw_note saying why the tool gave no samples")
+        if stats["runs"] < 1:
+            _fail(f"{path}.runs", "needs at least one timed run")
+    elif stats["runs"] != len(stats["raw"]):
         _fail(f"{path}.runs", f"{stats['runs']} runs but {len(stats['raw'])} raw samples")
     tol = 1e-6 * max(1.0, abs(stats["max"]))
     if not stats["min"] - tol <= stats["p50"] <= stats["p90"] + tol <= stats["max"] + 2 * tol:

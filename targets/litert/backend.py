@@ -33,7 +33,7 @@ class LiteRTBackend:
     name = "litert"
 
     def __init__(self, python: str = "python3", benchmark_model: str | None = None, save_outputs: bool = False,
-                 op_profiler: str = "auto", kernel_mode: str = "xnnpack") -> None:
+                 op_profiler: str = "auto", kernel_mode: str = "xnnpack", delegate: str = "xnnpack") -> None:
         if op_profiler not in OP_PROFILERS:
             raise ValueError(f"op_profiler must be one of {', '.join(OP_PROFILERS)}, not {op_profiler!r}")
         if kernel_mode not in KERNEL_MODES:
@@ -43,6 +43,11 @@ class LiteRTBackend:
         self.save_outputs = save_outputs  # fetch the last run's outputs (outputs.npz) too
         self.op_profiler = op_profiler  # auto: the LiteRT C profiler, else benchmark_model, else none
         self.kernel_mode = kernel_mode  # builtin: TFLite's builtin kernels (exact nodes, not the deployed path)
+        from edgekit.targets.litert.android import DELEGATES
+
+        if delegate not in DELEGATES:
+            raise ValueError(f"delegate must be one of {', '.join(DELEGATES)}, not {delegate!r}")
+        self.delegate = delegate  # Android over adb: benchmark_model's delegate (elsewhere the runner uses XNNPACK)
 
     def runner_options(self) -> tuple[str, ...]:
         options: list[str] = []
@@ -58,6 +63,16 @@ class LiteRTBackend:
 
     def measure(self, transport: Transport, model: Path, inputs: Path | None, layer_map: LayerMap | None,
                 config: MeasureConfig, results_dir: Path) -> Measurement:
+        if transport.name == "adb":  # a phone's shell has no Python: benchmark_model itself (android.py)
+            from edgekit.targets.litert.android import measure_android
+
+            return measure_android(transport, model, layer_map, config, results_dir, self.benchmark_model,
+                                   self.delegate)
+        if self.delegate != "xnnpack":
+            from edgekit.errors import InputError
+
+            raise InputError("--delegate applies to Android phones over adb (benchmark_model); elsewhere edgekit's "
+                             "runner times LiteRT on XNNPACK", hint="drop --delegate, or deploy with --serial")
         job = RunnerJob(RUNNER, "LiteRT", self.python, self.runner_options(), scripts=COMPANIONS)
         raw, files = run_job(job, transport, model, inputs, config, results_dir, wanted=_wanted)
         return parse_results(model.name, raw, files, layer_map)
