@@ -6,6 +6,8 @@ rows (no Python, no numpy / ONNX Runtime for the runner) mean a deploy there can
 """
 from __future__ import annotations
 
+import re
+
 import json
 from dataclasses import asdict, dataclass
 
@@ -47,6 +49,13 @@ def _temperature(kind: str, text: str) -> tuple[float | None, str]:
                 temps[name or "zone"] = int(value) / 1000.0
         hot = max(temps.values(), default=None)
         return hot, ", ".join(f"{k} {v:.1f} C" for k, v in temps.items()) or "no thermal zones"
+    if kind == "battery":  # Android's `dumpsys battery`: `temperature: 287` in tenths of a degree C
+        found = re.search(r"^\s*temperature:\s*(-?\d+)\s*$", text, re.M)
+        level = re.search(r"^\s*level:\s*(\d+)\s*$", text, re.M)
+        if found is None:
+            return None, _first_line(text) or "no battery state"
+        temp = int(found.group(1)) / 10.0
+        return temp, f"battery {temp:.1f} C" + (f", {level.group(1)}% charged" if level else "")
     if kind == "vcgencmd":
         from edgekit.targets.device.parse_vcgencmd import parse_vcgencmd
 

@@ -20,7 +20,7 @@ TRANSPORTS = ("local", "ssh", "adb")
 FORMATS = ("onnx", "litert", "tensorrt", "coreml")  # edgekit's format names (edgekit/formats/), as --format takes them
 PRECISIONS = ("fp32", "fp16", "int8")
 PRESETS = ("x86", "arm", "tensorrt", "auto")  # auto: from the machine that runs edgekit (the local target)
-PROBE_PARSERS = ("text", "vcgencmd", "tegrastats", "thermal_zones")
+PROBE_PARSERS = ("text", "vcgencmd", "tegrastats", "thermal_zones", "battery")
 # facts with a meaning for the report's device block; others are kept as raw text for `edgekit doctor`
 FACT_KEYS = ("cpuinfo", "meminfo", "arch", "os", "nproc", "model", "cpu", "hostname", "memory_bytes")
 

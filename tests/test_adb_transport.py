@@ -134,3 +134,13 @@ def test_doctor_reaches_an_android_phone_over_adb(tmp_path: Path) -> None:
     pi = subprocess.run([sys.executable, "-m", "edgekit", "doctor", "--target", "raspberry-pi-4", "--serial", "x"],
                         capture_output=True, text=True, env=env, timeout=120)
     assert pi.returncode == int(ExitStatus.USAGE) and "not adb" in pi.stderr
+
+
+def test_battery_temperature_is_read_from_dumpsys() -> None:
+    """`dumpsys battery` (AOSP's BatteryService dump: tenths of a degree) in the doctor's probe parser."""
+    from edgekit.targets.doctor import _temperature
+
+    dump = ("Current Battery Service state:\n  AC powered: false\n  USB powered: true\n  status: 2\n  health: 2\n"
+            "  present: true\n  level: 87\n  scale: 100\n  voltage: 4301\n  temperature: 287\n  technology: Li-ion\n")
+    assert _temperature("battery", dump) == (28.7, "battery 28.7 C, 87% charged")
+    assert _temperature("battery", "")[0] is None
