@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "quantize": ("edgekit.cli.cmd_quantize", "quantize", "Static INT8 of exported artifacts, with its accuracy cost."),
     "eval": ("edgekit.cli.cmd_eval", "eval_", "mIoU against ground-truth masks (SA-1B layout), for the model or any artifact."),
     "deploy": ("edgekit.cli.cmd_deploy", "deploy", "The main job: export, quantize, profile on a target, report."),
+    "bundle": ("edgekit.cli.cmd_bundle", "bundle", "Models + manifest + reference consumer for an Android, iOS or ONNX app."),
     "targets": ("edgekit.cli.cmd_targets", "targets", "List the device profiles (built-in and ~/.config/edgekit/targets)."),
     "doctor": ("edgekit.cli.cmd_doctor", "doctor", "Check a device: runtimes, Python, disk, thermal state, tools."),
     "parse": ("edgekit.cli.cmd_parse", "parse", "Parse a device tool's raw output (trtexec, benchmark_model, ...)."),

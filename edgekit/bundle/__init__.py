@@ -1,0 +1,1 @@
+"""App bundles: models + manifest.json + a reference consumer + sample code (make.py)."""
