@@ -157,9 +157,16 @@ def convert(wrapper: nn.Module, example: Sequence[torch.Tensor], input_names: Se
 
     register()  # converters coremltools lacks (bicubic resize)
     started = time.perf_counter()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TracerWarnings about shape arithmetic the enumerated shapes cover
-        traced = torch.jit.trace(wrapper, tuple(example), check_trace=False)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TracerWarnings about shape arithmetic the enumerated shapes cover
+            traced = torch.jit.trace(wrapper, tuple(example), check_trace=False)
+    except (TypeError, RuntimeError, ValueError) as exc:  # code TorchScript tracing cannot follow
+        from edgekit.errors import ValidationError
+
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValidationError(f"torch.jit.trace (what coremltools converts from) fails on this graph: {first}",
+                              hint="use --format onnx or litert for this variant") from exc
     inputs = [tensor_type(ct, name, t.shape, 1 if name in point_inputs else None)
               for name, t in zip(input_names, example)]
     compute = ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32
