@@ -35,6 +35,16 @@ class AdbStandin:
         tool.write_text(f"#!{sys.executable}\n" + (SOURCE.parent / "benchmark_model.py").read_text())
         tool.chmod(0o755)
 
+    def install_perf_test(self, capture: Path, profile: Path) -> None:
+        """A stand-in onnxruntime_perf_test on the phone's PATH: a real Android summary, a real ORT profile."""
+        tools = self.bin / "phone-bin"
+        tools.mkdir(exist_ok=True)
+        (tools / "PERF_OUTPUT").write_text(str(capture))
+        (tools / "PERF_PROFILE").write_text(str(profile))
+        tool = tools / "onnxruntime_perf_test"
+        tool.write_text(f"#!{sys.executable}\n" + (SOURCE.parent / "onnxruntime_perf_test.py").read_text())
+        tool.chmod(0o755)
+
     def benchmark_argv(self) -> list[list[str]]:
         path = self.bin / "phone-bin" / "argv.jsonl"
         return [json.loads(line)[1:] for line in path.read_text().splitlines()] if path.exists() else []

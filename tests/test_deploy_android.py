@@ -82,3 +82,35 @@ def test_deploy_to_an_android_phone_over_adb(tmp_path: Path) -> None:
     assert len([c for c in pushes if c[3].endswith(".tflite")]) == 4  # each artifact once, then verified
     assert all(c[4].endswith(".part") for c in pushes)
     assert (tmp_path / "run" / "raw").is_dir()
+
+
+PERF = ("fixtures", "onnxruntime", "onnxruntime_perf_test_android_vivo_x300_resnet50v2_no_sme2.txt")
+PROFILE = ("fixtures", "onnxruntime", "generated_here_ort1.31.1_x86_64_cpu_tiny_graph_profile.json")
+
+
+@pytest.mark.skipif(not support.has_shared(*PERF), reason="../shared (captured onnxruntime_perf_test output) is absent")
+def test_onnx_on_an_android_phone_is_timed_by_onnxruntime_perf_test(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgekit.exporters.layer_map import LayerMap
+
+    adb = AdbStandin(tmp_path / "adb")
+    adb.install_perf_test(support.shared_path(*PERF), support.shared_path(*PROFILE))
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    model = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph), str(model))
+    transport = adb.transport()
+    from edgekit.targets.ort.backend import OrtBackend
+
+    config = MeasureConfig(runs=5, threads=2, profile_runs=1)
+    m = OrtBackend().measure(transport, model, None, LayerMap(), config, tmp_path / "raw")
+    call = adb.benchmark_argv()[-1]
+    assert call[:9] == ["-e", "cpu", "-m", "times", "-r", "5", "-x", "2", "-I"]
+    assert call[9] == "-p" and call[10].endswith("/profile") and call[11].endswith("/m.onnx")
+    assert m.latency.mean_ms == pytest.approx(339.38112) and m.latency.count == 5
+    assert m.layers and all(r["mean_ms"] is not None for r in m.layers)  # the profile's nodes
+    assert m.runtime["raw_note"] and (tmp_path / "raw" / "profile.json").is_file()
+    assert not list(Path(transport.workdir()).glob("runs/*"))  # the run folder is removed on the phone

@@ -27,6 +27,10 @@ class OrtBackend:
 
     def measure(self, transport: Transport, model: Path, inputs: Path | None, layer_map: LayerMap | None,
                 config: MeasureConfig, results_dir: Path) -> Measurement:
+        if transport.name == "adb":  # a phone's shell has no Python: onnxruntime_perf_test itself (android.py)
+            from edgekit.targets.ort.android import measure_android_ort
+
+            return measure_android_ort(transport, model, layer_map, config, results_dir)
         job = RunnerJob(RUNNER, "ONNX Runtime", self.python, ("--providers", self.providers))
         data = model.with_name(model.name + ".data")  # external weights, beside the model under the same name
         raw, files = run_job(job, transport, model, inputs, config, results_dir,
