@@ -42,7 +42,7 @@ class AdbStandin:
         (tools / "PERF_OUTPUT").write_text(str(capture))
         (tools / "PERF_PROFILE").write_text(str(profile))
         tool = tools / "onnxruntime_perf_test"
-        tool.write_text(f"#!{sys.executable}\n" + (SOURCE.parent / "onnxruntime_perf_test.py").read_text())
+        tool.write_text(f"#!{sys.executable}\n" + (SOURCE.parent / "ort_perf_standin.py").read_text())
         tool.chmod(0o755)
 
     def benchmark_argv(self) -> list[list[str]]:
