@@ -47,8 +47,11 @@ TOLERANCES: dict[str, dict[str, float | None]] = {
 GELU_MODES = ("exact", "tanh")
 # Variants whose encoder and decoder converted here at fp16 and int8 with every MIL check passing
 # (tools/format_survey.py --format coreml; the table is in the closing notes); `edgekit models` marks the others
-SURVEYED = frozenset({"mobilesam", "tinysam", "repvit-sam"})
-# Variants coremltools cannot convert, with the op it refuses (measured by that survey)
+SURVEYED = frozenset({"mobilesam", "tinysam", "edgesam", "repvit-sam", "efficientvit-sam-l0", "efficientvit-sam-l1",
+                      "efficientvit-sam-l2", "efficientvit-sam-xl0", "efficientvit-sam-xl1", "slimsam-50",
+                      "slimsam-77", "sam-vit-b", "sam-vit-l", "sam2.1-hiera-t", "sam2.1-hiera-s", "sam2.1-hiera-b+",
+                      "sam2.1-hiera-l", "efficienttam-ti", "efficienttam-s"})
+# Variants that do not convert, with why (measured by that survey)
 UNSUPPORTED: dict[str, str] = {}
 
 

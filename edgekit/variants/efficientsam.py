@@ -12,6 +12,8 @@ There is no mask input.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -96,7 +98,7 @@ class ImageEncoderViT(nn.Module):
     def _pos_embed(self, h: int, w: int) -> torch.Tensor:
         """The 224-px table without its cls slot, resized bicubically to the token grid: (1, h, w, C)."""
         table = self.pos_embed[:, 1:]
-        size = int(round(table.shape[1] ** 0.5))
+        size = math.isqrt(int(table.shape[1]))  # a square table; int() keeps it a constant under tracing
         table = table.reshape(1, size, size, -1)
         if (size, size) == (h, w):
             return table
