@@ -109,8 +109,6 @@ def test_doctor_reaches_an_android_phone_over_adb(tmp_path: Path) -> None:
     adb = AdbStandin(tmp_path)
     # the android-arm64 profile as a user's own copy whose work folder is the stand-in phone's (a real phone's is
     # /data/local/tmp/edgekit, which this machine must not be made to write)
-    from edgekit.targets.profiles import get_profile  # noqa: F401 (the built-in is the one copied)
-
     profiles = tmp_path / "targets"
     profiles.mkdir()
     builtin = Path(__file__).resolve().parents[1] / "profiles" / "android-arm64.yaml"

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -216,6 +215,7 @@ class CoreMLFormat(Format):
                             point_inputs=("point_coords", "point_labels") if job.part == "decoder" else (),
                             metadata=metadata)
         mlmodel = converted.model
+        mlmodel.short_description = metadata["edgekit.description"]
         check = None
         if job.precision == "w8a8":
             ct = import_coremltools()
@@ -227,11 +227,11 @@ class CoreMLFormat(Format):
                 check = check_dequantized(path, before)
         else:
             with quiet():
-                mlmodel.short_description = metadata["edgekit.description"]
                 mlmodel.save(str(path))
         converted.layer_map.write(job.folder / "layer_map.json")
         np.savez(job.folder / "inputs.npz", **{k: np.asarray(v) for k, v in feed.items()})
-        _write_reference(job.folder / REFERENCE, wrapper, example, output_names)
+        exact = wrapper if gelu == "exact" else self._graph(job, ctx.model, tuple(feats0))[0]
+        _write_reference(job.folder / REFERENCE, exact, example, output_names)  # the exact model is the truth
         summary = summarize(path)
         _require(summary, job, input_names, output_names, check)
         return {"exporter": "coremltools", "coremltools": converted.coremltools, "seconds": round(converted.seconds, 1),
@@ -291,7 +291,7 @@ def _metadata(job: MakeJob, input_names, output_names, gelu: str) -> dict[str, A
 
 
 def _write_reference(path: Path, wrapper: nn.Module, example: tuple, output_names) -> None:
-    """torch's outputs (the exact-GELU FP32 model's, whatever the package) for the package's inputs.npz."""
+    """torch's outputs (the exact-GELU FP32 model's, whatever the package's GELU) for the package's inputs.npz."""
     with torch.inference_mode():
         out = wrapper(*example)
     out = out if isinstance(out, (tuple, list)) else (out,)

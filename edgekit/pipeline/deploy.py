@@ -197,7 +197,9 @@ def run_deploy(cfg: DeployConfig) -> dict:
     if cfg.fidelity_target is not None and fmt.unmeasured_fidelity(cfg.precision):
         raise InputError(f"--fidelity-target cannot be checked for {fmt.name} {cfg.precision}: "
                          + fmt.unmeasured_fidelity(cfg.precision),
-                         hint=f"drop --fidelity-target, or deploy --precision int8 --calib DIR, whose fidelity is measured")
+                         hint="drop --fidelity-target, or deploy --precision int8 --calib DIR, whose fidelity is measured"
+                         if fmt.runs_here else "drop --fidelity-target: the device checks each package against torch's "
+                                               "reference outputs (the report's device validation)")
     if cfg.encoder_onnx is not None and fmt.name not in ("onnx", "tensorrt"):
         raise InputError("--encoder-onnx plugs an ONNX encoder in: it works with --format onnx or tensorrt only",
                          hint="drop --format, or give --format onnx")
