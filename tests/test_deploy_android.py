@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from edgekit.targets.base import MeasureConfig
-from edgekit.targets.litert.android import benchmark_argv, big_core_mask, parse_cpufreq
+from edgekit.targets.litert.android import benchmark_argv
+from edgekit.targets.phone_tools import big_core_mask, parse_cpufreq
 from tests import support
 from tests.adb_standin import AdbStandin
 

@@ -3,8 +3,7 @@ Python for edgekit's runner), pinned to the big cores, its console output fetche
 
 - The binary: `--benchmark-model PATH` names a file on this machine (pushed once into the work folder, content-
   addressed, made executable) or a path on the phone; default /data/local/tmp/benchmark_model, then PATH.
-- Cores: cpufreq's `cpuinfo_max_freq` of every CPU; the `threads` fastest (big cores first) give the affinity mask
-  for `taskset` (toybox), so the little cores do not make the timing noisy.
+- Cores: the `threads` fastest by cpufreq give the `taskset` mask (targets/phone_tools.py, shared with ONNX Runtime).
 - The run: `taskset MASK benchmark_model --graph=M --num_threads=N --warmup_runs=W --num_runs=R --min_secs=S
   --enable_op_profiling=true` plus the delegate (`--use_xnnpack=true`, or `--use_gpu=true`). benchmark_model feeds
   random inputs: the SAM graphs' cost does not depend on values.
@@ -19,33 +18,13 @@ from edgekit.errors import DeviceFailureError, InputError
 from edgekit.exporters.layer_map import LayerMap
 from edgekit.targets.base import MeasureConfig, Transport
 from edgekit.targets.measurement import Measurement
+from edgekit.targets.phone_tools import find_tool, read_big_cores
 from edgekit.targets.runner_job import remote_name
 
 DEFAULT_BINARY = "/data/local/tmp/benchmark_model"
 DELEGATES = {"xnnpack": ["--use_xnnpack=true"], "gpu": ["--use_gpu=true"]}
-CPUFREQ = ('for c in /sys/devices/system/cpu/cpu[0-9]*; do '
-           'echo "${c##*/} $(cat "$c/cpufreq/cpuinfo_max_freq" 2>/dev/null)"; done')
 INSTALL = ("download android_aarch64_benchmark_model from the LiteRT releases and pass it with --benchmark-model "
            "FILE (edgekit pushes it), or adb push it to /data/local/tmp/benchmark_model")
-
-
-def parse_cpufreq(text: str) -> dict[int, int]:
-    """`cpu4 2850000` lines -> {cpu: max kHz}; CPUs without cpufreq (or offline) are left out."""
-    freqs = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0].startswith("cpu") and parts[0][3:].isdigit() and parts[1].isdigit():
-            freqs[int(parts[0][3:])] = int(parts[1])
-    return freqs
-
-
-def big_core_mask(freqs: dict[int, int], threads: int) -> str | None:
-    """The hex affinity mask of the `threads` fastest CPUs (ties: the higher-numbered, where big cores sit);
-    None when cpufreq said nothing (no pinning then)."""
-    if not freqs:
-        return None
-    chosen = sorted(freqs, key=lambda c: (freqs[c], c), reverse=True)[:max(1, threads)]
-    return format(sum(1 << c for c in chosen), "x")
 
 
 def benchmark_argv(binary: str, model: str, config: MeasureConfig, delegate: str, mask: str | None) -> list[str]:
@@ -57,34 +36,17 @@ def benchmark_argv(binary: str, model: str, config: MeasureConfig, delegate: str
     return (["taskset", mask] if mask else []) + argv
 
 
-def find_binary(transport: Transport, given: str | None) -> str:
-    """The benchmark_model to run on the phone (pushing a local file once); DeviceFailureError naming the fix."""
-    if given and Path(given).is_file():
-        remote = posixpath.join(transport.workdir(), "bin", remote_name(Path(given)))
-        transport.put(Path(given), remote)
-        transport.run(["chmod", "755", remote], timeout=60)
-        return remote
-    candidates = [given] if given else [DEFAULT_BINARY, "benchmark_model"]
-    probe = transport.run(["sh", "-c", 'for b in "$@"; do if [ -x "$b" ]; then echo "$b"; exit 0; fi; '
-                           'command -v "$b" && exit 0; done; exit 1', "sh", *candidates], timeout=60)
-    if probe.ok and probe.stdout.strip():
-        return probe.stdout.strip().splitlines()[0]
-    raise DeviceFailureError(f"no benchmark_model on {transport.host} (looked for {', '.join(candidates)})",
-                             hint=INSTALL)
-
-
 def measure_android(transport: Transport, model: Path, layer_map: LayerMap | None, config: MeasureConfig,
                     results_dir: Path, benchmark_model: str | None, delegate: str = "xnnpack") -> Measurement:
-    from edgekit.targets.litert.backend import _from_benchmark_model, _modules
+    from edgekit.targets.litert.backend import _layers_of, _modules
     from edgekit.targets.litert.parse_benchmark_model import parse_benchmark_model
     from edgekit.targets.timings import RunStats
 
-    binary = find_binary(transport, benchmark_model)
+    binary = find_tool(transport, benchmark_model, DEFAULT_BINARY, "benchmark_model", INSTALL)
     work = transport.workdir()
     remote_model = posixpath.join(work, "models", remote_name(model), model.name)
     transport.put(model, remote_model)
-    freqs = parse_cpufreq(transport.run(["sh", "-c", CPUFREQ], timeout=60).stdout)
-    mask = big_core_mask(freqs, config.threads)
+    freqs, mask = read_big_cores(transport, config.threads)
     argv = benchmark_argv(binary, remote_model, config, delegate, mask)
     result = transport.run(argv, timeout=config.timeout_s)
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -94,12 +56,12 @@ def measure_android(transport: Transport, model: Path, layer_map: LayerMap | Non
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-10:])
         raise DeviceFailureError(f"benchmark_model failed on {transport.host} (exit {result.returncode}):\n{tail}",
                                  hint=f"see {raw}; --delegate xnnpack is the plainest path")
-    parsed = parse_benchmark_model(raw.read_text())
+    parsed = parse_benchmark_model(raw.read_text())  # once: timings and op table
     timed = [r for r in parsed.runs if r.mean_ms is not None]
     if not timed:
         raise DeviceFailureError(f"benchmark_model on {transport.host} printed no timings", hint=f"see {raw}")
     latency: RunStats = timed[-1]
-    layers, profiled_run_ms, note = _from_benchmark_model(raw.read_text(), {"returncode": result.returncode}, None)
+    layers, profiled_run_ms, note = _layers_of(parsed, None)
     modules = _modules(layers, layer_map)
     rows = [{"name": row.name, "op_type": row.op_type, "module": module, "mean_ms": row.mean_ms, "share": row.share}
             for row, module in zip(layers, modules)]

@@ -150,6 +150,11 @@ def _from_benchmark_model(text: str, profiler: dict, note: str | None) -> tuple[
         if profiler.get("returncode") == 0:
             raise  # the tool said it worked: output we cannot read is a real problem
         return [], None, note  # it failed and printed nothing usable: the runner's note already says so
+    return _layers_of(parsed, note)
+
+
+def _layers_of(parsed, note: str | None) -> tuple[list[LayerTiming], float | None, str | None]:
+    """A parsed benchmark_model output -> (op rows, the profiled run's mean, the note about its detail)."""
     layers = list(parsed.layers)
     timed = [r for r in parsed.runs if r.mean_ms is not None]
     profiled_run_ms = timed[-1].mean_ms if timed else None

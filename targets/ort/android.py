@@ -1,6 +1,6 @@
 """ONNX Runtime on an Android phone over adb: `onnxruntime_perf_test` (ONNX Runtime's own benchmark binary, built
 for Android) run directly, as the phone's shell has no Python for edgekit's runner; pinned to the big cores like
-benchmark_model (targets/litert/android.py), its console summary and its `-p` JSON profile fetched raw and parsed.
+benchmark_model (targets/phone_tools.py), its console summary and its `-p` JSON profile fetched raw and parsed.
 
     taskset MASK onnxruntime_perf_test -e cpu -m times -r RUNS -x THREADS -I -p PREFIX MODEL
 
@@ -33,16 +33,11 @@ def perf_test_argv(binary: str, model: str, prefix: str | None, config: MeasureC
 def measure_android_ort(transport: Transport, model: Path, layer_map: LayerMap | None, config: MeasureConfig,
                         results_dir: Path) -> Measurement:
     from edgekit.attribution import attribute
-    from edgekit.targets.litert.android import CPUFREQ, big_core_mask, parse_cpufreq
     from edgekit.targets.ort.parse_ort_perf_test import parse_ort_perf_test
     from edgekit.targets.ort.parse_ort_profile import parse_ort_profile
+    from edgekit.targets.phone_tools import find_tool, read_big_cores
 
-    probe = transport.run(["sh", "-c", 'for b in "$@"; do if [ -x "$b" ]; then echo "$b"; exit 0; fi; '
-                           'command -v "$b" && exit 0; done; exit 1', "sh", DEFAULT_BINARY, "onnxruntime_perf_test"],
-                          timeout=60)
-    if not (probe.ok and probe.stdout.strip()):
-        raise DeviceFailureError(f"no onnxruntime_perf_test on {transport.host}", hint=INSTALL)
-    binary = probe.stdout.strip().splitlines()[0]
+    binary = find_tool(transport, None, DEFAULT_BINARY, "onnxruntime_perf_test", INSTALL)
     work = transport.workdir()
     folder = posixpath.join(work, "models", remote_name(model))
     remote_model = posixpath.join(folder, model.name)
@@ -52,7 +47,7 @@ def measure_android_ort(transport: Transport, model: Path, layer_map: LayerMap |
         transport.put(data, posixpath.join(folder, data.name))
     run_dir = posixpath.join(work, "runs", f"{remote_name(model)[:12]}-ort")
     prefix = posixpath.join(run_dir, "profile") if config.profile_runs > 0 else None
-    mask = big_core_mask(parse_cpufreq(transport.run(["sh", "-c", CPUFREQ], timeout=60).stdout), config.threads)
+    _, mask = read_big_cores(transport, config.threads)
     argv = perf_test_argv(binary, remote_model, prefix, config, mask)
     results_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
