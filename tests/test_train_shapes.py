@@ -16,7 +16,7 @@ pytest.importorskip("pycocotools", reason="the eval extra (pycocotools) is not i
 
 def train(work: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     argv = [sys.executable, str(REPO / "tools" / "train_shapes.py"), "--work", str(work), "--out", str(out),
-            "--eval-every", "1", "--eval-count", "1", "--target", "2", *extra]
+            "--eval-every", "1", "--eval-count", "1", "--target", "2", "--bn-scenes", "1", *extra]
     return subprocess.run(argv, capture_output=True, text=True, timeout=900)
 
 
@@ -40,3 +40,75 @@ def test_one_step_resume_and_official_layout(tmp_path: Path) -> None:
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["step"] == 2 and record["reached_target"] is False
     assert 0.0 <= record["held_out"]["point_miou"] <= 1.0 and len(json.loads((tmp_path / "work" / "log.jsonl").read_text().splitlines()[-1])) > 0
+
+
+def _tools():
+    sys.path.insert(0, str(REPO / "tools"))
+    import train_shapes
+
+    return train_shapes
+
+
+def test_a_window_model_has_the_official_keys_and_shapes() -> None:
+    t = _tools()
+    small, official = t.build_at(256).state_dict(), t.build_at(1024).state_dict()
+    assert {k: v.shape for k, v in small.items()} == {k: v.shape for k, v in official.items()}
+    for bad in (300, 2048):
+        with pytest.raises(SystemExit, match="multiple of 64 up to 1024"):
+            t.build_at(bad)
+
+
+def test_a_window_sees_its_place_in_the_official_frame() -> None:
+    """A window's positional encoding is the 1024 frame's, cut at the window; its image and targets are the
+    official preprocessing's, cut at the same place."""
+    import numpy as np
+
+    from edgekit.preprocess import SAM_PREPROCESS, preprocess_image
+
+    t = _tools()
+    official = t.build_at(1024)
+    small = t.build_at(256)
+    small.load_state_dict(official.state_dict())
+    whole = official.prompt_encoder.get_dense_pe()
+    assert torch.equal(t.window_pe(official, (0, 0), 1024), whole)
+    assert torch.allclose(t.window_pe(small, (320, 512), 256), whole[:, :, 20:36, 32:48], atol=1e-6)
+    scene = t.render_scene(5)
+    x, geo = preprocess_image(SAM_PREPROCESS, scene.rgb)
+    windows = t.training_windows(scene, 256, 4, np.random.default_rng(0))
+    assert windows
+    for w in windows:
+        y0, x0 = w.origin
+        assert y0 % 16 == 0 and x0 % 16 == 0 and w.image.shape == (1, 3, 256, 256)
+        assert np.array_equal(w.image.numpy(), x[:, :, y0:y0 + 256, x0:x0 + 256])
+        assert w.targets.shape[1:] == (64, 64) and (w.targets.flatten(1).sum(1) > 0).all()
+        coords, labels = t.window_prompts(w.targets, w.origin, np.random.default_rng(1))
+        k = len(w.targets)
+        for i in range(k):  # each point lies on its target, in the 1024 frame
+            u, v = int((coords[i, 0, 0] - x0) // 4), int((coords[i, 0, 1] - y0) // 4)
+            assert w.targets[i, v, u] == 1
+        assert labels[:k].tolist() == [[1.0, -1.0]] * k and labels[k:].tolist() == [[2.0, 3.0]] * k
+
+
+def test_batchnorm_statistics_are_re_estimated_not_blended() -> None:
+    t = _tools()
+    model = t.build_at(1024).train()
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    t.recalibrate_batchnorm(model, 1)
+    first = bn.running_mean.clone()
+    assert first.abs().sum() > 0 and bn.momentum == 0.1 and model.training
+    with torch.no_grad():
+        bn.running_mean.add_(5.0)  # stale statistics must not survive a re-estimate
+    t.recalibrate_batchnorm(model, 1)
+    assert torch.allclose(bn.running_mean, first)
+
+
+def test_training_on_windows_writes_the_official_model(tmp_path: Path) -> None:
+    from edgekit.checkpoints import build_variant
+
+    out = tmp_path / "small.pt"
+    proc = train(tmp_path / "work", out, "--steps", "1", "--size", "256", "--batch", "2")
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    build_variant("mobilesam", checkpoint=out)  # strict load into the 1024 model
+    assert json.loads(out.with_suffix(".json").read_text())["last_train_size"] == 256
+    bad = train(tmp_path / "work2", out, "--steps", "1", "--size", "200")
+    assert bad.returncode != 0 and "multiple of 64" in bad.stderr

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw
 
 MIN_AREA_FRACTION = 0.004  # visible parts smaller than this are not annotated (SA-1B drops tiny masks too)
 POINT_MARGIN = 4  # the prompt point lies at least this many pixels inside its mask where the mask allows
@@ -93,9 +93,20 @@ def _shape_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.asarray(img) > 127
 
 
+def _erode(mask: np.ndarray, k: int) -> np.ndarray:
+    """Binary erosion by a (2k+1)-square with edge-replicated borders: exactly PIL's MinFilter(2k+1) on the mask
+    (checked on 200 shapes), in two separable passes, ~8x faster than PIL's rank filter, which was 70% of a
+    scene's rendering time."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    p = np.pad(mask, k, mode="edge")
+    p = sliding_window_view(p, 2 * k + 1, axis=0).min(-1)
+    return sliding_window_view(p, 2 * k + 1, axis=1).min(-1)
+
+
 def _inner_point(rng: np.random.Generator, mask: np.ndarray) -> tuple[float, float]:
     """A random pixel centre of the mask, at least POINT_MARGIN pixels from its edge where it is that thick."""
-    eroded = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.MinFilter(2 * POINT_MARGIN + 1))) > 127
+    eroded = _erode(mask, POINT_MARGIN)
     ys, xs = np.nonzero(eroded if eroded.any() else mask)
     i = int(rng.integers(len(xs)))
     return float(xs[i]), float(ys[i])

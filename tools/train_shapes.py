@@ -7,12 +7,15 @@ meaningless; a checkpoint that really segments something gives the accuracy gate
 The run resumes from WORK/state.pt (model, optimizer, step, data position) after an interruption, logs each
 evaluation to WORK/log.jsonl, and writes the result in MobileSAM's official layout (a plain state dict with the
 `image_encoder.` / `prompt_encoder.` / `mask_decoder.` keys of mobile_sam.pt), in fp16 to keep the repository
-small:
+small. The shipped checkpoint was trained on 256-pixel windows of the 1024 frame (see build_at and
+training_windows; ~1 s a step of two windows on 2 CPU cores, against ~6 s for one whole 1024 input):
 
-    python tools/train_shapes.py --work /tmp/shapes-train --out tests/data/shapes/mobilesam_shapes.pt
+    python tools/train_shapes.py --work /tmp/shapes-train --out tests/data/shapes/mobilesam_shapes.pt \
+        --size 256 --batch 2 --steps 3000 --eval-every 500 --lr 6e-4
 
 Training scenes are seeds 0.. (one per step); held-out scenes are seeds from 1,000,000 (tools/shapes.py's
-default for evaluation sets), never seen in training.
+default for evaluation sets), never seen in training. Evaluation and export always run the official 1024 model,
+after re-estimating its BatchNorm statistics at 1024.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +33,129 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from shapes import Scene, render_scene  # noqa: E402
+from shapes import MIN_AREA_FRACTION, Scene, render_scene  # noqa: E402
 
 from edgekit.preprocess import binarize, preprocess_image, transform_coords, upsample_logits  # noqa: E402
 from edgekit.variants.registry import get_spec  # noqa: E402
 
 HELD_OUT_SEED = 1_000_000
-PROMPTS_PER_SCENE = 3  # annotations used per step, each as a point and a box prompt (the decoder costs ~0.4 s each)
+# A window's annotations (up to 8) each prompt twice as a point and twice as a box, drawn independently: on a 256
+# window the decoder is cheap beside the encoder, and the prompts are what a from-scratch decoder learns slowest
+PROMPTS_PER_WINDOW = 8
+CACHE_SEED = 500_000  # the decoder stage's scenes: after every window step's seed, before the held-out ones
+DRAWS_PER_PROMPT = 2
+OFFICIAL_SIZE = 1024
+# SAM draws its positional matrix at scale 1: two prompt positions stay alike over ~80 pixels of the 1024 frame (the
+# Gaussian kernel's width), which pretrained attention sharpens. From scratch, that blur was the bottleneck: box
+# prompts, which are only positions, trained to 0.3 IoU, and at 1024 every prompt of a scene got the same mask
+# (measured). At 4 the kernel is ~20 pixels wide, about one embedding cell.
+PE_SCALE = 4.0
+
+
+def build_at(size: int):
+    """The registered mobilesam architecture whose encoder takes a `size` x `size` window of the official 1024
+    frame (prompts stay in that frame).
+
+    TinyViT's parameters do not depend on the input size (window attention biases are per window; the neck is
+    convolutional) and the prompt encoder's Fourier features are of coordinates in the 1024 frame, so a model built
+    at 256 has exactly mobile_sam.pt's keys and shapes: the same weights train on 256 windows ~20x faster than on
+    the whole 1024 input, and are evaluated and exported at 1024."""
+    from edgekit.variants.sam_decoder import SamDecoderModel
+    from edgekit.variants.sam_prompt_encoder import PromptEncoder
+    from edgekit.variants.tiny_vit import TinyViT
+
+    if size == OFFICIAL_SIZE:
+        return get_spec("mobilesam").build()
+    if size % 64 or not 64 <= size < OFFICIAL_SIZE:
+        raise SystemExit(f"--size must be a multiple of 64 up to 1024 (TinyViT's 16x stride and the decoder's 4x "
+                         f"mask upscaling), got {size}")
+    return SamDecoderModel(TinyViT(img_size=size), PromptEncoder(image_embedding_size=(size // 16, size // 16),
+                                                                 input_image_size=(OFFICIAL_SIZE, OFFICIAL_SIZE)))
+
+
+@dataclass
+class Window:
+    """A square of the preprocessed 1024 frame: what one encoder pass trains on."""
+
+    image: torch.Tensor  # (1, 3, S, S), normalised as the official input
+    targets: torch.Tensor  # (M, S/4, S/4) 0/1: the masks' parts inside the window, in the decoder's low-res frame
+    origin: tuple[int, int]  # (y, x) of the window in the 1024 frame, a multiple of 16 (one embedding cell)
+    embedding: torch.Tensor | None = None  # the frozen encoder's output, when only the decoder trains
+
+
+def training_windows(scene: Scene, size: int, count: int, rng: np.random.Generator) -> list[Window]:
+    """`count` random size x size windows of the scene preprocessed exactly as at 1024 (same resize, same pad):
+    shapes are as large in pixels and tokens as the official input makes them, and window_pe gives each window
+    the positional encoding of its place in the 1024 frame, so nothing the model learns depends on the window size
+    except how much context it sees. A window keeps the annotations with a part inside it."""
+    recipe = get_spec("mobilesam").preprocess
+    x, geo = preprocess_image(recipe, scene.rgb)
+    full = _targets(scene, recipe, geo)  # (M, 256, 256)
+    nh, nw = geo.resized_hw
+    windows = []
+    for _ in range(count):
+        y0 = 16 * int(rng.integers(0, max(0, nh - size) // 16 + 1))
+        x0 = 16 * int(rng.integers(0, max(0, nw - size) // 16 + 1))
+        t = full[:, y0 // 4:(y0 + size) // 4, x0 // 4:(x0 + size) // 4]
+        keep = t.flatten(1).sum(1) >= MIN_AREA_FRACTION * (size // 4) ** 2
+        if bool(keep.any()):
+            image = torch.from_numpy(np.ascontiguousarray(x[:, :, y0:y0 + size, x0:x0 + size]))
+            windows.append(Window(image=image, targets=t[keep], origin=(y0, x0)))
+    return windows
+
+
+def window_pe(model, origin: tuple[int, int], size: int) -> torch.Tensor:
+    """(1, C, S/16, S/16): the dense positional encoding of the window's embedding cells, cut from the 1024
+    frame's (for the whole frame it equals get_dense_pe())."""
+    n = size // 16
+    ys = origin[0] + 16 * (torch.arange(n, dtype=torch.float32) + 0.5)
+    xs = origin[1] + 16 * (torch.arange(n, dtype=torch.float32) + 0.5)
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (n, n, 2): [i, j] = (x_j, y_i)
+    pe = model.prompt_encoder.pe_layer.forward_with_coords(grid.reshape(1, -1, 2), (OFFICIAL_SIZE, OFFICIAL_SIZE))
+    return pe.reshape(n, n, -1).permute(2, 0, 1).unsqueeze(0)
+
+
+def window_prompts(targets: torch.Tensor, origin: tuple[int, int], rng: np.random.Generator):
+    """For each target: a point anywhere on its part in the window (+ SAM's padding point), then the box of that
+    part (jittered by 5% of a side, at most 8 pixels), in the 1024 frame; two tokens each so one decoder batch
+    carries both."""
+    y0, x0 = origin
+    coords, labels, boxes = [], [], []
+    for t in targets.numpy() > 0.5:
+        vs, us = np.nonzero(t)
+        j = int(rng.integers(len(us)))
+        coords.append([[x0 + 4 * us[j] + rng.uniform(0, 4), y0 + 4 * vs[j] + rng.uniform(0, 4)], [0.0, 0.0]])
+        labels.append([1.0, -1.0])
+        box = np.array([[x0 + 4 * us.min(), y0 + 4 * vs.min()], [x0 + 4 * (us.max() + 1), y0 + 4 * (vs.max() + 1)]],
+                       np.float64)
+        boxes.append(box + rng.normal(0, 1, (2, 2)) * np.minimum(0.05 * (box[1] - box[0]), 8))
+    for box in boxes:
+        coords.append(np.clip(box, 0, OFFICIAL_SIZE))
+        labels.append([2.0, 3.0])
+    return torch.tensor(np.array(coords), dtype=torch.float32), torch.tensor(labels, dtype=torch.float32)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model, count: int = 16) -> None:
+    """TinyViT's convolutions carry BatchNorm. Trained one window at a time, their running statistics describe
+    windows, not a whole 1024 input; this re-estimates them (a plain average over `count` training scenes at
+    1024; the model must be the official-size one) before evaluating or exporting."""
+    recipe = get_spec("mobilesam").preprocess
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    was_training = model.training
+    model.eval()
+    for m in bns:
+        m.train()
+    for seed in range(count):
+        x, _ = preprocess_image(recipe, render_scene(seed).rgb)
+        model.encode(torch.from_numpy(x))
+    for m, mom in zip(bns, saved):
+        m.momentum = mom
+    model.train(was_training)
 
 
 def _targets(scene: Scene, recipe, geo) -> torch.Tensor:
@@ -45,45 +165,65 @@ def _targets(scene: Scene, recipe, geo) -> torch.Tensor:
     m = torch.from_numpy(np.stack(scene.masks).astype(np.float32))[:, None]
     m = F.interpolate(m, (nh, nw), mode="bilinear", align_corners=False)
     m = F.pad(m, (0, s - nw, 0, s - nh))
-    return (F.avg_pool2d(m, s // 256) > 0.5).float()[:, 0]
+    return (F.avg_pool2d(m, 4) > 0.5).float()[:, 0]
 
 
-def _prompts(scene: Scene, idx: list[int], recipe, geo, rng: np.random.Generator, jitter: bool):
-    """Point prompts (one positive point + SAM's padding point) then box prompts (two corners), all with two
-    tokens so one decoder batch carries both."""
+def _prompts(scene: Scene, idx: list[int], recipe, geo):
+    """Evaluation prompts as `edgekit eval` makes them: each annotation's point (+ SAM's padding point), then its
+    box, in the prompt frame."""
     coords, labels = [], []
     for i in idx:
-        if jitter:  # any pixel of the mask, not only the well-inside point the annotations carry
-            ys, xs = np.nonzero(scene.masks[i])
-            j = int(rng.integers(len(xs)))
-            p = (float(xs[j]), float(ys[j]))
-        else:
-            p = scene.points[i]
-        coords.append([transform_coords(recipe, geo, np.array([p]))[0], [0.0, 0.0]])
+        coords.append([transform_coords(recipe, geo, np.array([scene.points[i]]))[0], [0.0, 0.0]])
         labels.append([1.0, -1.0])
     for i in idx:
         ys, xs = np.nonzero(scene.masks[i])
         box = np.array([[xs.min(), ys.min()], [xs.max() + 1, ys.max() + 1]], np.float64)
-        if jitter:
-            side = box[1] - box[0]
-            box = box + rng.normal(0, 1, (2, 2)) * np.minimum(0.05 * side, 8)
-            h, w = geo.original_hw
-            box = np.clip(box, 0, [w, h])
         coords.append(transform_coords(recipe, geo, box))
         labels.append([2.0, 3.0])
     return torch.tensor(np.array(coords), dtype=torch.float32), torch.tensor(labels, dtype=torch.float32)
 
 
-def _balanced_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy with the foreground weighted by the background/foreground ratio (capped at 20).
+DECODER_STAGE_PROMPTS = (3, 1)  # a 64x64 decoder pass costs ~16x a window's: fewer prompts per step
 
-    SAM's focal loss assumes a pretrained encoder; from scratch it lets every mask collapse to background within
-    100 steps (measured: mIoU 0.0 at step 100, the dice term's gradient vanishing with the sigmoid). Balancing
-    the two classes keeps a gradient on the shape from the first step."""
-    pos = target.flatten(-2).mean(-1).clamp(min=1e-4)
-    weight = ((1 - pos) / pos).clamp(max=20.0)[..., None, None]
-    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    return (ce * (1 + (weight - 1) * target)).flatten(-2).mean(-1)
+
+def decoder_stage(model, args: argparse.Namespace, step: int) -> list[Window]:
+    """Freeze the encoder and cache its 1024 embeddings (BatchNorm re-estimated first, as the export does) of
+    `--decoder-scenes` training scenes not drawn yet; the decoder then trains on whole frames.
+
+    Why: trained on windows, the decoder attends over 256 image cells; over the 4096 of a 1024 input, its
+    token-to-image attention spreads out and every prompt of a scene came out with the same mask (measured: held-out
+    mIoU 0.19, while the same embeddings cut to windows segmented at 0.51). The encoder needs no such stage: its
+    1024 embeddings were as good as its windows'."""
+    if args.size != OFFICIAL_SIZE:
+        raise SystemExit("--decoder-scenes trains on whole 1024 frames: use it with --size 1024")
+    for p in model.image_encoder.parameters():
+        p.requires_grad_(False)
+    recalibrate_batchnorm(model, args.bn_scenes)
+    model.image_encoder.eval()
+    recipe = get_spec("mobilesam").preprocess
+    cache = []
+    started = time.time()
+    with torch.no_grad():
+        for i in range(args.decoder_scenes):
+            scene = render_scene(CACHE_SEED + step + i)
+            if not scene.masks:
+                continue
+            x, geo = preprocess_image(recipe, scene.rgb)
+            embedding = model.encode(torch.from_numpy(x))["image_embeddings"]
+            cache.append(Window(image=torch.empty(1, 3, 1, 1).expand(1, 3, OFFICIAL_SIZE, OFFICIAL_SIZE),
+                                targets=_targets(scene, recipe, geo),
+                                origin=(0, 0), embedding=embedding))
+            if (i + 1) % 25 == 0:
+                print(f"cached {i + 1}/{args.decoder_scenes} embeddings ({time.time() - started:.0f} s)", flush=True)
+    return cache
+
+
+def _bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Plain per-pixel cross-entropy. SAM's focal loss assumes a pretrained encoder: from scratch it let every
+    mask collapse to background within 100 steps (measured). A foreground weight of background/foreground (up to
+    20) avoided that but over-segmented: train IoU stayed under 0.3 at 1024 for 300 steps (measured), the
+    weighted optimum lying outside the shape's edge. The dice term beside it keeps the gradient on small shapes."""
+    return F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(-2).mean(-1)
 
 
 def _dice(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -100,28 +240,33 @@ def _iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(inter))
 
 
-def train_step(model, scene: Scene, recipe, rng: np.random.Generator) -> dict[str, float]:
-    """SAM's loss shape (a pixel loss + dice on the mask, MSE on the IoU prediction) with a class-balanced
-    cross-entropy in place of focal loss (see _balanced_bce); for point prompts only the best
-    of the three multimask candidates is trained (the prompt is ambiguous), for boxes the single mask."""
-    x, geo = preprocess_image(recipe, scene.rgb)
-    m = len(scene.masks)
-    idx = list(rng.permutation(m)[:PROMPTS_PER_SCENE])
-    target = _targets(scene, recipe, geo)[idx]
-    coords, labels = _prompts(scene, idx, recipe, geo, rng, jitter=True)
-    features = model.encode(torch.from_numpy(x))
-    out = model.decode_all(features, coords, labels, None, None)
-    masks, iou_pred = out.low_res_masks, out.iou_predictions  # (2k, 4, 256, 256), (2k, 4)
-    k = len(idx)
+def train_step(model, window: Window, rng: np.random.Generator, scale: float = 1.0,
+               prompts: tuple[int, int] = (PROMPTS_PER_WINDOW, DRAWS_PER_PROMPT)) -> dict[str, float]:
+    """SAM's loss shape (a pixel loss + dice on the mask, MSE on the IoU prediction) with plain cross-entropy in
+    place of focal loss (see _bce); for point prompts only the best of the three multimask candidates is trained
+    (the prompt is ambiguous), for boxes the single mask. The loss is multiplied by `scale` before backward (the
+    window's share of the step). `prompts`: how many annotations, and how many draws of each."""
+    size = window.image.shape[-1]
+    idx = list(rng.permutation(len(window.targets))[:prompts[0]])
+    target = window.targets[idx].repeat(prompts[1], 1, 1)
+    coords, labels = window_prompts(target, window.origin, rng)
+    if window.embedding is not None:
+        embedding = window.embedding
+    else:
+        embedding = model.encode(window.image)["image_embeddings"]
+    sparse = model.prompt_encoder.embed_points(coords, labels)
+    dense = model.prompt_encoder.no_mask_dense(sparse.shape[0])
+    masks, iou_pred = model.mask_decoder.predict_masks(embedding, window_pe(model, window.origin, size), sparse, dense)
+    k = len(target)  # masks (2k, 4, S/4, S/4), iou_pred (2k, 4)
     t2 = torch.cat([target, target])[:, None].expand(-1, 4, -1, -1)
-    mask_loss = _balanced_bce(masks, t2) + _dice(masks, t2)  # (2k, 4)
+    mask_loss = _bce(masks, t2) + _dice(masks, t2)  # (2k, 4)
     iou_true = _iou(masks.detach(), t2)
     best = mask_loss[:k, 1:].argmin(1) + 1
     chosen = torch.cat([mask_loss[:k].gather(1, best[:, None])[:, 0], mask_loss[k:, 0]])
     iou_loss = torch.cat([F.mse_loss(iou_pred[:k, 1:], iou_true[:k, 1:], reduction="none").mean(1),
                           F.mse_loss(iou_pred[k:, 0], iou_true[k:, 0], reduction="none")])
     loss = chosen.mean() + iou_loss.mean()
-    loss.backward()
+    (loss * scale).backward()
     return {"loss": float(loss.detach()), "point_iou": float(iou_true[:k].gather(1, best[:, None]).mean()),
             "box_iou": float(iou_true[k:, 0].mean())}
 
@@ -137,7 +282,7 @@ def evaluate(model, recipe, count: int) -> dict[str, float]:
         x, geo = preprocess_image(recipe, scene.rgb)
         features = model.encode(torch.from_numpy(x))
         idx = list(range(len(scene.masks)))
-        coords, labels = _prompts(scene, idx, recipe, geo, np.random.default_rng(0), jitter=False)
+        coords, labels = _prompts(scene, idx, recipe, geo)
         out = model.decode_all(features, coords, labels, None, None)
         masks, pred = out.low_res_masks.numpy(), out.iou_predictions.numpy()
         k = len(idx)
@@ -169,7 +314,7 @@ def _record(step: int, seconds: float, result: dict, args: argparse.Namespace) -
     return {"architecture": "mobilesam", "step": step, "train_seconds": round(seconds),
             "held_out": {"scenes": args.eval_count, "first_seed": HELD_OUT_SEED,
                          "point_miou": result["point_miou"], "box_miou": result["box_miou"]},
-            "target": args.target}
+            "target": args.target, "last_train_size": args.size}
 
 
 def export_official(model, out: Path, record: dict) -> None:
@@ -200,13 +345,39 @@ def main(argv: list[str] | None = None) -> int:
                         help="write --out from WORK/state.pt as it is (evaluated on the held-out scenes) and stop")
     parser.add_argument("--start-step", type=int, default=0,
                         help="with --init: the step it stopped at (keeps the data and learning-rate schedule going)")
+    parser.add_argument("--size", type=int, default=OFFICIAL_SIZE,
+                        help="train on size x size windows of the 1024 frame (a multiple of 64; default 1024, the "
+                             "whole input). 256 trains the same weights ~20x faster (see build_at); evaluation and "
+                             "export are always at 1024, after re-estimating BatchNorm statistics there")
+    parser.add_argument("--batch", type=int, default=1,
+                        help="windows per optimizer step, all from the step's scene (default 1)")
+    parser.add_argument("--decoder-scenes", type=int, default=0,
+                        help="last stage: freeze the encoder (with --size 1024), cache its embeddings of this many new "
+                             "training scenes and train the decoder alone on whole 1024 frames (see decoder_stage)")
+    parser.add_argument("--pe-scale", type=float, default=PE_SCALE,
+                        help=f"scale of the prompt encoder's random Fourier matrix in a fresh model (default "
+                             f"{PE_SCALE}; SAM draws it at 1). It is a buffer of the checkpoint, not architecture")
+    parser.add_argument("--bn-scenes", type=int, default=16,
+                        help="training scenes to re-estimate BatchNorm statistics on at 1024 before each evaluation "
+                             "and the export (default 16)")
     args = parser.parse_args(argv)
+    if args.batch < 1 or args.bn_scenes < 1:
+        parser.error("--batch and --bn-scenes must be at least 1")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    spec = get_spec("mobilesam")
-    recipe = spec.preprocess
-    model = spec.build().train()
+    model = build_at(args.size).train()
+    with torch.no_grad():  # only a fresh model's: --init and resumed weights bring their own
+        model.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.mul_(args.pe_scale)
+    official = build_at(OFFICIAL_SIZE)
+    official_recipe = get_spec("mobilesam").preprocess
+
+    def at_official():
+        """The trained weights in the official-size model, BatchNorm statistics re-estimated at 1024."""
+        official.load_state_dict(model.state_dict())
+        recalibrate_batchnorm(official, args.bn_scenes)
+        return official.eval()
+
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     args.work.mkdir(parents=True, exist_ok=True)
     state_path, log_path = args.work / "state.pt", args.work / "log.jsonl"
@@ -214,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.init is not None and not state_path.exists():
         from edgekit.checkpoints import load_into, read_checkpoint
 
-        load_into(model, spec, read_checkpoint(args.init), source=str(args.init))
+        load_into(model, get_spec("mobilesam"), read_checkpoint(args.init), source=str(args.init))
         step = args.start_step
         print(f"initialised from {args.init} at step {step}", flush=True)
     if state_path.exists():
@@ -225,31 +396,42 @@ def main(argv: list[str] | None = None) -> int:
         seconds = float(state.get("seconds", 0.0))
         print(f"resumed at step {step}", flush=True)
 
-    started, window = time.time(), []
+    started, recent = time.time(), []
     last = time.time()
     result = None
+    # scenes are rendered in this process: rendering them one step ahead in a second one slowed the 256 model's
+    # step 2.5x on 2 cores (measured)
+    cache = decoder_stage(model, args, step) if args.decoder_scenes else None
     while step < args.steps and not args.export_now:
         for group in opt.param_groups:
             group["lr"] = _lr(step, args.lr, args.warmup, args.steps)
-        scene = render_scene(step)
-        if not scene.masks:
+        opt.zero_grad(set_to_none=True)
+        rng = np.random.default_rng(step)
+        if cache is not None:
+            windows = [cache[int(rng.integers(len(cache)))] for _ in range(args.batch)]
+        else:
+            scene = render_scene(step)
+            windows = training_windows(scene, args.size, args.batch, rng) if scene.masks else []
+        if not windows:
             step += 1
             continue
-        opt.zero_grad(set_to_none=True)
-        window.append(train_step(model, scene, recipe, np.random.default_rng(step)))
+        prompts = DECODER_STAGE_PROMPTS if cache is not None else (PROMPTS_PER_WINDOW, DRAWS_PER_PROMPT)
+        stats = [train_step(model, w, rng, scale=1.0 / len(windows), prompts=prompts) for w in windows]
+        recent.append({k: float(np.mean([t[k] for t in stats])) for k in stats[0]})
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
         if step % 10 == 0:
-            mean = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
+            mean = {k: float(np.mean([r[k] for r in recent])) for k in recent[0]}
             print(f"step {step}: loss {mean['loss']:.4f} train IoU point {mean['point_iou']:.3f} box "
-                  f"{mean['box_iou']:.3f} ({(time.time() - started) / len(window):.2f} s/step)", flush=True)
-            window, started = [], time.time()
+                  f"{mean['box_iou']:.3f} ({(time.time() - started) / len(recent):.2f} s/step)", flush=True)
+            recent, started = [], time.time()
         if step % args.eval_every == 0 or step == args.steps:
             seconds += time.time() - last
             _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
                           "seconds": seconds}, state_path)
-            result = evaluate(model, recipe, args.eval_count)
+            result = evaluate(at_official(), official_recipe, args.eval_count)
+            model.train()
             last = time.time()
             result.update(step=step, train_seconds=round(seconds))
             with log_path.open("a") as f:
@@ -258,15 +440,15 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
             record = _record(step, seconds, result, args)
             if min(result["point_miou"], result["box_miou"]) >= args.target:
-                export_official(model.eval(), args.out, {**record, "reached_target": True})
+                export_official(official, args.out, {**record, "reached_target": True})
                 print(f"target {args.target} reached: wrote {args.out}", flush=True)
                 return 0
             started = time.time()
     if result is None or result["step"] != step:  # --export-now, or resumed at the end of the schedule
-        result = {**evaluate(model.eval(), recipe, args.eval_count), "step": step}
+        result = {**evaluate(at_official(), official_recipe, args.eval_count), "step": step}
     record = _record(step, seconds, result, args)
     reached = min(record["held_out"]["point_miou"], record["held_out"]["box_miou"]) >= args.target
-    export_official(model.eval(), args.out, {**record, "reached_target": reached})
+    export_official(official, args.out, {**record, "reached_target": reached})
     if args.export_now:
         print(f"wrote {args.out} from step {step} (held-out point mIoU {record['held_out']['point_miou']:.4f}, box "
               f"{record['held_out']['box_miou']:.4f})", flush=True)
