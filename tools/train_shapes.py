@@ -7,8 +7,8 @@ meaningless; a checkpoint that really segments something gives the accuracy gate
 The run resumes from WORK/state.pt (model, optimizer, step, data position) after an interruption, logs each
 evaluation to WORK/log.jsonl, and writes the result in MobileSAM's official layout (a plain state dict with the
 `image_encoder.` / `prompt_encoder.` / `mask_decoder.` keys of mobile_sam.pt), in fp16 to keep the repository
-small. The shipped checkpoint was trained on 256-pixel windows of the 1024 frame (see build_at and
-training_windows; ~1 s a step of two windows on 2 CPU cores, against ~6 s for one whole 1024 input):
+small. Training on 256-pixel windows of the 1024 frame (see build_at and training_windows) takes ~1 s a step of
+two windows on 2 CPU cores, against ~6 s for one whole 1024 input:
 
     python tools/train_shapes.py --work /tmp/shapes-train --out tests/data/shapes/mobilesam_shapes.pt \
         --size 256 --batch 2 --steps 3000 --eval-every 500 --lr 6e-4
