@@ -44,9 +44,9 @@ def test_one_step_resume_and_official_layout(tmp_path: Path) -> None:
 
 def _tools():
     sys.path.insert(0, str(REPO / "tools"))
-    import train_shapes
+    import shape_windows
 
-    return train_shapes
+    return shape_windows
 
 
 def test_a_window_model_has_the_official_keys_and_shapes() -> None:
