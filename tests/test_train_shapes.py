@@ -112,3 +112,36 @@ def test_training_on_windows_writes_the_official_model(tmp_path: Path) -> None:
     assert json.loads(out.with_suffix(".json").read_text())["last_train_size"] == 256
     bad = train(tmp_path / "work2", out, "--steps", "1", "--size", "200")
     assert bad.returncode != 0 and "multiple of 64" in bad.stderr
+
+
+def _trainer():
+    sys.path.insert(0, str(REPO / "tools"))
+    import train_shapes
+
+    return train_shapes
+
+
+def test_geometric_targets_are_made_from_the_prompts_alone() -> None:
+    t = _trainer()
+    coords = torch.tensor([[[500.0, 300.0], [0.0, 0.0]], [[100.0, 120.0], [300.0, 200.0]]])  # a point, then a box
+    targets = t.geometric_targets(coords, (0, 0), 256)
+    assert targets.shape == (2, 256, 256)
+    disk, box = targets[0].bool(), targets[1].bool()
+    assert disk[300 // 4, 500 // 4] and not disk[300 // 4, (500 + 2 * int(t.GEOMETRIC_RADIUS)) // 4]
+    assert abs(int(disk.sum()) - 3.14159 * (t.GEOMETRIC_RADIUS / 4) ** 2) < 0.02 * int(disk.sum())
+    ys, xs = box.nonzero(as_tuple=True)
+    assert (int(xs.min()), int(xs.max()), int(ys.min()), int(ys.max())) == (25, 74, 30, 49)  # 100..300 x 120..200
+    shifted = t.geometric_targets(coords, (64, 64), 256)  # a window at (y, x) = (64, 64): the same box in the frame
+    assert torch.equal(shifted[1], torch.roll(targets[1], (-16, -16), (0, 1)))
+
+
+def test_reset_prompt_path_keeps_the_encoder_and_restarts_the_decoder() -> None:
+    t = _trainer()
+    model = t.build_at(256)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    t.reset_prompt_path(model, 3.0)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in after if k.startswith("image_encoder."))
+    assert not torch.equal(before["mask_decoder.iou_token.weight"], after["mask_decoder.iou_token.weight"])
+    gaussian = after["prompt_encoder.pe_layer.positional_encoding_gaussian_matrix"]
+    assert 2.4 < float(gaussian.std()) < 3.6  # drawn N(0, 1), scaled by 3

@@ -7,11 +7,18 @@ meaningless; a checkpoint that really segments something gives the accuracy gate
 The run resumes from WORK/state.pt (model, optimizer, step, data position) after an interruption, logs each
 evaluation to WORK/log.jsonl, and writes the result in MobileSAM's official layout (a plain state dict with the
 `image_encoder.` / `prompt_encoder.` / `mask_decoder.` keys of mobile_sam.pt), in fp16 to keep the repository
-small. Training on 256-pixel windows of the 1024 frame (see build_at and training_windows) takes ~1 s a step of
-two windows on 2 CPU cores, against ~6 s for one whole 1024 input:
+small. On 2 CPU cores a whole 1024 step takes ~6 s, so training runs in stages:
 
-    python tools/train_shapes.py --work /tmp/shapes-train --out tests/data/shapes/mobilesam_shapes.pt \
-        --size 256 --batch 2 --steps 3000 --eval-every 500 --lr 6e-4
+1. the encoder on 256-pixel windows of the 1024 frame (see build_at and training_windows), ~1 s a step of two:
+
+    python tools/train_shapes.py --work /tmp/t1 --out /tmp/t1.pt --size 256 --batch 2 --steps 3000 --lr 6e-4
+
+2. the encoder frozen, a fresh prompt encoder and decoder on its cached 1024 embeddings (~1 s a step), first on
+   targets made from the prompts alone (--geometric-steps: where the prompt is), then on the shapes:
+
+    python tools/train_shapes.py --work /tmp/t2 --out tests/data/shapes/mobilesam_shapes.pt --init /tmp/t1.pt \\
+        --reset-decoder --pe-scale 1 --geometric-steps 300 --size 1024 --decoder-scenes 80 --steps 4000 \\
+        --lr 5e-4 --warmup 30 --eval-every 300 --eval-count 8
 
 Training scenes are seeds 0.. (one per step); held-out scenes are seeds from 1,000,000 (tools/shapes.py's
 default for evaluation sets), never seen in training. Evaluation and export always run the official 1024 model,
@@ -51,6 +58,7 @@ DECODER_STAGE_PROMPTS = (3, 1)  # a 64x64 decoder pass costs ~16x a window's: fe
 # embedding cell. Measured: window training went on as before after the switch (train IoU ~0.7 point, ~0.45 box);
 # it did not cure the whole-frame decoder (see decoder_stage).
 PE_SCALE = 4.0
+GEOMETRIC_RADIUS = 96.0  # pixels of the 1024 frame: the point targets of --geometric-steps
 
 
 def _prompts(scene: Scene, idx: list[int], recipe, geo):
@@ -99,6 +107,20 @@ def decoder_stage(model, args: argparse.Namespace, step: int) -> list[Window]:
     return cache
 
 
+def reset_prompt_path(model, pe_scale: float) -> None:
+    """Start the prompt encoder and mask decoder afresh (a new random initialisation, the positional matrix at
+    `pe_scale`), keeping the image encoder's trained weights.
+
+    Why: a decoder trained on 256 windows (one or two shapes in view) and with SAM's best-of-three loss learned to
+    segment a salient shape whatever the prompt; at 1024 it kept doing so through 2000 more steps (measured), while
+    a fresh decoder on the same embeddings learned where its prompts are (see --geometric-steps)."""
+    fresh = build_at(16 * model.prompt_encoder.image_embedding_size[0])
+    with torch.no_grad():
+        fresh.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.mul_(pe_scale)
+    model.prompt_encoder.load_state_dict(fresh.prompt_encoder.state_dict())
+    model.mask_decoder.load_state_dict(fresh.mask_decoder.state_dict())
+
+
 def _bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Plain per-pixel cross-entropy. SAM's focal loss assumes a pretrained encoder: from scratch it let every
     mask collapse to background within 100 steps (measured). A foreground weight of background/foreground (up to
@@ -121,11 +143,30 @@ def _iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(inter))
 
 
+def geometric_targets(coords: torch.Tensor, origin: tuple[int, int], side: int) -> torch.Tensor:
+    """The warm-up stage's targets, from the prompts alone: a disk of GEOMETRIC_RADIUS around each point prompt (the
+    first half of `coords`), the filled rectangle of each box (the second half), on the side x side low-res grid
+    of a window at `origin` (4 pixels a cell)."""
+    y0, x0 = origin
+    k = coords.shape[0] // 2
+    centres = (torch.arange(side, dtype=torch.float32) + 0.5) * 4
+    ys, xs = (centres + y0)[:, None], (centres + x0)[None, :]
+    out = []
+    for i in range(k):
+        px, py = coords[i, 0]
+        out.append(((xs - px) ** 2 + (ys - py) ** 2 <= GEOMETRIC_RADIUS ** 2).float())
+    for i in range(k, 2 * k):
+        (ax, ay), (bx, by) = coords[i]
+        out.append(((xs >= ax) & (xs <= bx) & (ys >= ay) & (ys <= by)).float())
+    return torch.stack(out)
+
+
 def train_step(model, window: Window, rng: np.random.Generator, scale: float = 1.0,
-               prompts: tuple[int, int] = (PROMPTS_PER_WINDOW, DRAWS_PER_PROMPT)) -> dict[str, float]:
+               prompts: tuple[int, int] = (PROMPTS_PER_WINDOW, DRAWS_PER_PROMPT),
+               geometric: bool = False) -> dict[str, float]:
     """SAM's loss shape (a pixel loss + dice on the mask, MSE on the IoU prediction) with plain cross-entropy in
-    place of focal loss (see _bce); for point prompts only the best of the three multimask candidates is trained
-    (the prompt is ambiguous), for boxes the single mask. The loss is multiplied by `scale` before backward (the
+    place of focal loss (see _bce); for point prompts all four outputs are trained (see below; the reported train
+    IoU is still the best multimask candidate's), for boxes the single mask. The loss is multiplied by `scale` before backward (the
     window's share of the step). `prompts`: how many annotations, and how many draws of each."""
     idx = list(rng.permutation(len(window.targets))[:prompts[0]])
     target = window.targets[idx].repeat(prompts[1], 1, 1)
@@ -139,11 +180,16 @@ def train_step(model, window: Window, rng: np.random.Generator, scale: float = 1
     dense = model.prompt_encoder.no_mask_dense(sparse.shape[0])
     masks, iou_pred = model.mask_decoder.predict_masks(embedding, window_pe(model, window.origin, size), sparse, dense)
     k = len(target)  # masks (2k, 4, S/4, S/4), iou_pred (2k, 4)
-    t2 = torch.cat([target, target])[:, None].expand(-1, 4, -1, -1)
+    pair = geometric_targets(coords, window.origin, masks.shape[-1]) if geometric else torch.cat([target, target])
+    t2 = pair[:, None].expand(-1, 4, -1, -1)
     mask_loss = _bce(masks, t2) + _dice(masks, t2)  # (2k, 4)
     iou_true = _iou(masks.detach(), t2)
     best = mask_loss[:k, 1:].argmin(1) + 1
-    chosen = torch.cat([mask_loss[:k].gather(1, best[:, None])[:, 0], mask_loss[k:, 0]])
+    # every candidate of a point prompt is trained towards its shape, not only the best of the three as SAM does:
+    # a shape scene has a handful of shapes and no part/whole ambiguity, so best-of-three let the decoder output up
+    # to three shapes whatever the prompt (measured: held-out masks were crisp shapes, the same ones for every
+    # prompt of a scene, train IoU 0.5-0.6 against held-out 0.28)
+    chosen = torch.cat([mask_loss[:k].mean(1), mask_loss[k:, 0]])
     iou_loss = torch.cat([F.mse_loss(iou_pred[:k, 1:], iou_true[:k, 1:], reduction="none").mean(1),
                           F.mse_loss(iou_pred[k:, 0], iou_true[k:, 0], reduction="none")])
     loss = chosen.mean() + iou_loss.mean()
@@ -241,6 +287,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bn-scenes", type=int, default=16,
                         help="training scenes to re-estimate BatchNorm statistics on at 1024 before each evaluation "
                              "and the export (default 16)")
+    parser.add_argument("--reset-decoder", action="store_true",
+                        help="with --init: keep its image encoder, start the prompt encoder and mask decoder afresh "
+                             "(--pe-scale applies). For a decoder that learned to ignore its prompts")
+    parser.add_argument("--geometric-steps", type=int, default=0,
+                        help="train the first N steps on targets made from the prompts alone (a disk around each "
+                             "point, each box's rectangle) before the shapes' masks; see geometric_targets")
     args = parser.parse_args(argv)
     if args.batch < 1 or args.bn_scenes < 1:
         parser.error("--batch and --bn-scenes must be at least 1")
@@ -269,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
         load_into(model, get_spec("mobilesam"), read_checkpoint(args.init), source=str(args.init))
         step = args.start_step
         print(f"initialised from {args.init} at step {step}", flush=True)
+    if args.reset_decoder and not state_path.exists():
+        reset_prompt_path(model, args.pe_scale)
+        print(f"prompt encoder and mask decoder re-initialised (positional scale {args.pe_scale})", flush=True)
     if state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
@@ -297,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
             step += 1
             continue
         prompts = DECODER_STAGE_PROMPTS if cache is not None else (PROMPTS_PER_WINDOW, DRAWS_PER_PROMPT)
-        stats = [train_step(model, w, rng, scale=1.0 / len(windows), prompts=prompts) for w in windows]
+        geometric = step < args.geometric_steps
+        stats = [train_step(model, w, rng, scale=1.0 / len(windows), prompts=prompts, geometric=geometric)
+                 for w in windows]
         recent.append({k: float(np.mean([t[k] for t in stats])) for k in stats[0]})
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
