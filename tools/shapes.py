@@ -140,12 +140,13 @@ def render_scene(seed: int, size: tuple[int, int] | None = None) -> Scene:
     h, w = size
     background = rng.uniform(30, 225, 3)
     canvas = _texture(rng, h, w, background) * 0.6 + _smooth_noise(rng, h, w, 6, 3) * 255 * 0.4
+    canvas_mean = background * 0.6 + 255 * 0.4 * 0.5  # the texture varies around `background`, the noise around 0.5
     drawn: list[np.ndarray] = []
     for _ in range(int(rng.integers(*SHAPES_PER_SCENE))):
         m = _shape_mask(rng, h, w)
         if not m.any():
             continue
-        fill = _fill(rng, h, w, background * 0.6 + 255 * 0.4 * 0.5)
+        fill = _fill(rng, h, w, canvas_mean)
         canvas[m] = fill[m]
         drawn.append(m)
     # visible part of each shape: minus everything drawn over it

@@ -166,8 +166,9 @@ def train_step(model, window: Window, rng: np.random.Generator, scale: float = 1
                geometric: bool = False) -> dict[str, float]:
     """SAM's loss shape (a pixel loss + dice on the mask, MSE on the IoU prediction) with plain cross-entropy in
     place of focal loss (see _bce); for point prompts all four outputs are trained (see below; the reported train
-    IoU is still the best multimask candidate's), for boxes the single mask. The loss is multiplied by `scale` before backward (the
-    window's share of the step). `prompts`: how many annotations, and how many draws of each."""
+    IoU is still the best multimask candidate's), for boxes the single mask. The loss is multiplied by `scale`
+    before backward (the window's share of the step). `prompts`: how many annotations, and how many draws of each;
+    `geometric`: train on geometric_targets instead of the shapes."""
     idx = list(rng.permutation(len(window.targets))[:prompts[0]])
     target = window.targets[idx].repeat(prompts[1], 1, 1)
     coords, labels = window_prompts(target, window.origin, rng)
@@ -296,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.batch < 1 or args.bn_scenes < 1:
         parser.error("--batch and --bn-scenes must be at least 1")
+    if args.reset_decoder and args.init is None:
+        parser.error("--reset-decoder keeps the image encoder of --init: give --init (a fresh model is all fresh)")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
