@@ -122,7 +122,8 @@ def _trainer():
 
 
 def test_geometric_targets_are_made_from_the_prompts_alone() -> None:
-    t = _trainer()
+    sys.path.insert(0, str(REPO / "tools"))
+    import shape_step as t
     coords = torch.tensor([[[500.0, 300.0], [0.0, 0.0]], [[100.0, 120.0], [300.0, 200.0]]])  # a point, then a box
     targets = t.geometric_targets(coords, (0, 0), 256)
     assert targets.shape == (2, 256, 256)

@@ -36,11 +36,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from shape_windows import (OFFICIAL_SIZE, Window, build_at, lowres_targets, recalibrate_batchnorm,  # noqa: E402
-                           training_windows, window_pe, window_prompts)
+                           training_windows)
+from shape_step import DRAWS_PER_PROMPT, PROMPTS_PER_WINDOW, train_step  # noqa: E402
 from shapes import Scene, render_scene  # noqa: E402
 
 from edgekit.preprocess import binarize, preprocess_image, transform_coords, upsample_logits  # noqa: E402
@@ -48,17 +48,12 @@ from edgekit.variants.registry import get_spec  # noqa: E402
 
 HELD_OUT_SEED = 1_000_000
 CACHE_SEED = 500_000  # the decoder stage's scenes: after every window step's seed, before the held-out ones
-# A window's annotations (up to 8) each prompt twice as a point and twice as a box, drawn independently: on a 256
-# window the decoder is cheap beside the encoder, and the prompts are what a from-scratch decoder learns slowest
-PROMPTS_PER_WINDOW = 8
-DRAWS_PER_PROMPT = 2
 DECODER_STAGE_PROMPTS = (3, 1)  # a 64x64 decoder pass costs ~16x a window's: fewer prompts per step
 # SAM draws its positional matrix at scale 1: two prompt positions stay alike over ~80 pixels of the 1024 frame (the
 # Gaussian kernel's width), which pretrained attention sharpens. At 4 the kernel is ~20 pixels wide, about one
 # embedding cell. Measured: window training went on as before after the switch (train IoU ~0.7 point, ~0.45 box);
-# it did not cure the whole-frame decoder (see decoder_stage).
+# it did not cure the whole-frame decoder, whose cause was elsewhere (see reset_prompt_path).
 PE_SCALE = 4.0
-GEOMETRIC_RADIUS = 96.0  # pixels of the 1024 frame: the point targets of --geometric-steps
 
 
 def _prompts(scene: Scene, idx: list[int], recipe, geo):
@@ -80,10 +75,10 @@ def decoder_stage(model, args: argparse.Namespace, step: int) -> list[Window]:
     """Freeze the encoder and cache its 1024 embeddings (BatchNorm re-estimated first, as the export does) of
     `--decoder-scenes` training scenes not drawn yet; the decoder then trains on whole frames.
 
-    Why: trained on windows, the decoder attends over 256 image cells; over the 4096 of a 1024 input, its
-    token-to-image attention spreads out and every prompt of a scene came out with the same mask (measured: held-out
-    mIoU 0.19, while the same embeddings cut to windows segmented at 0.51). The encoder needs no such stage: its
-    1024 embeddings were as good as its windows'."""
+    Why: the held-out frames are whole 1024 inputs, 4096 image cells for the decoder to find its prompt among, where
+    a window shows it 256. The encoder needs no such stage: its 1024 embeddings, cut to windows, segmented them as
+    well as its own windows did (measured: 0.51 against 0.45 IoU). With a decoder that had learned to ignore its
+    prompts, this stage alone stayed at 0.2 (see reset_prompt_path)."""
     if args.size != OFFICIAL_SIZE:
         raise SystemExit("--decoder-scenes trains on whole 1024 frames: use it with --size 1024")
     for p in model.image_encoder.parameters():
@@ -107,6 +102,14 @@ def decoder_stage(model, args: argparse.Namespace, step: int) -> list[Window]:
     return cache
 
 
+def fresh_model(size: int, pe_scale: float):
+    """A randomly initialised model at `size` whose prompt encoder draws its positional matrix at `pe_scale`."""
+    model = build_at(size)
+    with torch.no_grad():
+        model.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.mul_(pe_scale)
+    return model
+
+
 def reset_prompt_path(model, pe_scale: float) -> None:
     """Start the prompt encoder and mask decoder afresh (a new random initialisation, the positional matrix at
     `pe_scale`), keeping the image encoder's trained weights.
@@ -114,89 +117,9 @@ def reset_prompt_path(model, pe_scale: float) -> None:
     Why: a decoder trained on 256 windows (one or two shapes in view) and with SAM's best-of-three loss learned to
     segment a salient shape whatever the prompt; at 1024 it kept doing so through 2000 more steps (measured), while
     a fresh decoder on the same embeddings learned where its prompts are (see --geometric-steps)."""
-    fresh = build_at(16 * model.prompt_encoder.image_embedding_size[0])
-    with torch.no_grad():
-        fresh.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.mul_(pe_scale)
+    fresh = fresh_model(16 * model.prompt_encoder.image_embedding_size[0], pe_scale)
     model.prompt_encoder.load_state_dict(fresh.prompt_encoder.state_dict())
     model.mask_decoder.load_state_dict(fresh.mask_decoder.state_dict())
-
-
-def _bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Plain per-pixel cross-entropy. SAM's focal loss assumes a pretrained encoder: from scratch it let every
-    mask collapse to background within 100 steps (measured). A foreground weight of background/foreground (up to
-    20) avoided that but over-segmented: train IoU stayed under 0.3 at 1024 for 300 steps (measured), the
-    weighted optimum lying outside the shape's edge. The dice term beside it keeps the gradient on small shapes."""
-    return F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(-2).mean(-1)
-
-
-def _dice(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    p = torch.sigmoid(logits).flatten(-2)
-    t = target.flatten(-2)
-    return 1 - (2 * (p * t).sum(-1) + 1) / (p.sum(-1) + t.sum(-1) + 1)
-
-
-def _iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    pred = (logits > 0).flatten(-2)
-    t = target.flatten(-2) > 0.5
-    inter = (pred & t).sum(-1).float()
-    union = (pred | t).sum(-1).float()
-    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(inter))
-
-
-def geometric_targets(coords: torch.Tensor, origin: tuple[int, int], side: int) -> torch.Tensor:
-    """The warm-up stage's targets, from the prompts alone: a disk of GEOMETRIC_RADIUS around each point prompt (the
-    first half of `coords`), the filled rectangle of each box (the second half), on the side x side low-res grid
-    of a window at `origin` (4 pixels a cell)."""
-    y0, x0 = origin
-    k = coords.shape[0] // 2
-    centres = (torch.arange(side, dtype=torch.float32) + 0.5) * 4
-    ys, xs = (centres + y0)[:, None], (centres + x0)[None, :]
-    out = []
-    for i in range(k):
-        px, py = coords[i, 0]
-        out.append(((xs - px) ** 2 + (ys - py) ** 2 <= GEOMETRIC_RADIUS ** 2).float())
-    for i in range(k, 2 * k):
-        (ax, ay), (bx, by) = coords[i]
-        out.append(((xs >= ax) & (xs <= bx) & (ys >= ay) & (ys <= by)).float())
-    return torch.stack(out)
-
-
-def train_step(model, window: Window, rng: np.random.Generator, scale: float = 1.0,
-               prompts: tuple[int, int] = (PROMPTS_PER_WINDOW, DRAWS_PER_PROMPT),
-               geometric: bool = False) -> dict[str, float]:
-    """SAM's loss shape (a pixel loss + dice on the mask, MSE on the IoU prediction) with plain cross-entropy in
-    place of focal loss (see _bce); for point prompts all four outputs are trained (see below; the reported train
-    IoU is still the best multimask candidate's), for boxes the single mask. The loss is multiplied by `scale`
-    before backward (the window's share of the step). `prompts`: how many annotations, and how many draws of each;
-    `geometric`: train on geometric_targets instead of the shapes."""
-    idx = list(rng.permutation(len(window.targets))[:prompts[0]])
-    target = window.targets[idx].repeat(prompts[1], 1, 1)
-    coords, labels = window_prompts(target, window.origin, rng)
-    if window.embedding is not None:
-        embedding = window.embedding
-    else:
-        embedding = model.encode(window.image)["image_embeddings"]
-    size = 16 * embedding.shape[-1]  # the window's side in pixels of the 1024 frame
-    sparse = model.prompt_encoder.embed_points(coords, labels)
-    dense = model.prompt_encoder.no_mask_dense(sparse.shape[0])
-    masks, iou_pred = model.mask_decoder.predict_masks(embedding, window_pe(model, window.origin, size), sparse, dense)
-    k = len(target)  # masks (2k, 4, S/4, S/4), iou_pred (2k, 4)
-    pair = geometric_targets(coords, window.origin, masks.shape[-1]) if geometric else torch.cat([target, target])
-    t2 = pair[:, None].expand(-1, 4, -1, -1)
-    mask_loss = _bce(masks, t2) + _dice(masks, t2)  # (2k, 4)
-    iou_true = _iou(masks.detach(), t2)
-    best = mask_loss[:k, 1:].argmin(1) + 1
-    # every candidate of a point prompt is trained towards its shape, not only the best of the three as SAM does:
-    # a shape scene has a handful of shapes and no part/whole ambiguity, so best-of-three let the decoder output up
-    # to three shapes whatever the prompt (measured: held-out masks were crisp shapes, the same ones for every
-    # prompt of a scene, train IoU 0.5-0.6 against held-out 0.28)
-    chosen = torch.cat([mask_loss[:k].mean(1), mask_loss[k:, 0]])
-    iou_loss = torch.cat([F.mse_loss(iou_pred[:k, 1:], iou_true[:k, 1:], reduction="none").mean(1),
-                          F.mse_loss(iou_pred[k:, 0], iou_true[k:, 0], reduction="none")])
-    loss = chosen.mean() + iou_loss.mean()
-    (loss * scale).backward()
-    return {"loss": float(loss.detach()), "point_iou": float(iou_true[:k].gather(1, best[:, None]).mean()),
-            "box_iou": float(iou_true[k:, 0].mean())}
 
 
 @torch.inference_mode()
@@ -302,9 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    model = build_at(args.size).train()
-    with torch.no_grad():  # only a fresh model's: --init and resumed weights bring their own
-        model.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.mul_(args.pe_scale)
+    model = fresh_model(args.size, args.pe_scale).train()  # --init and resumed weights bring their own matrix
     official = build_at(OFFICIAL_SIZE)
     official_recipe = get_spec("mobilesam").preprocess
 
