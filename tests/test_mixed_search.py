@@ -40,11 +40,11 @@ def _fidelity(**over) -> dict:
 
 
 def test_exit_7_names_the_target_and_the_way_out() -> None:
-    class LiteRT:
-        name, mixed_precision = "litert", False
+    class TensorRT:  # a format that cannot keep layers in float
+        name, mixed_precision = "tensorrt", False
 
     with pytest.raises(ValidationError, match=r"mask IoU 0\.9500.*0\.8100") as exc:
-        check_target(_fidelity(), None, LiteRT())
+        check_target(_fidelity(), None, TensorRT())
     assert "--format onnx" in exc.value.hint
     mixed = {"float_nodes": [{}] * 150, "fidelity": {"mask_iou": 0.9}}
     with pytest.raises(ValidationError, match="all 150 quantized layers searched") as exc:

@@ -214,12 +214,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reset-decoder", action="store_true",
                         help="with --init: keep its image encoder, start the prompt encoder and mask decoder afresh "
                              "(--pe-scale applies). For a decoder that learned to ignore its prompts")
+    parser.add_argument("--prompts", type=str, default=None, metavar="K,D",
+                        help=f"annotations prompted per window and draws of each (a point and a box per draw). Default "
+                             f"{PROMPTS_PER_WINDOW},{DRAWS_PER_PROMPT} on windows, {DECODER_STAGE_PROMPTS[0]},"
+                             f"{DECODER_STAGE_PROMPTS[1]} with --decoder-scenes (a 64x64 decoder pass costs ~16x a "
+                             f"256 window's). 4,1 prompts every shape of a scene once at 1024")
     parser.add_argument("--geometric-steps", type=int, default=0,
                         help="train the first N steps on targets made from the prompts alone (a disk around each "
                              "point, each box's rectangle) before the shapes' masks; see geometric_targets")
     args = parser.parse_args(argv)
     if args.batch < 1 or args.bn_scenes < 1:
         parser.error("--batch and --bn-scenes must be at least 1")
+    if args.prompts is not None:
+        raw = args.prompts
+        try:
+            args.prompts = tuple(int(v) for v in raw.split(","))
+        except ValueError:
+            args.prompts = ()
+        if len(args.prompts) != 2 or min(args.prompts) < 1:
+            parser.error(f"--prompts takes two positive integers K,D (e.g. 4,1), got {raw!r}")
     if args.reset_decoder and args.init is None:
         parser.error("--reset-decoder keeps the image encoder of --init: give --init (a fresh model is all fresh)")
     torch.set_num_threads(args.threads)
@@ -275,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         if not windows:
             step += 1
             continue
-        prompts = DECODER_STAGE_PROMPTS if cache is not None else (PROMPTS_PER_WINDOW, DRAWS_PER_PROMPT)
+        prompts = args.prompts or (DECODER_STAGE_PROMPTS if cache is not None
+                                   else (PROMPTS_PER_WINDOW, DRAWS_PER_PROMPT))
         geometric = step < args.geometric_steps
         stats = [train_step(model, w, rng, scale=1.0 / len(windows), prompts=prompts, geometric=geometric)
                  for w in windows]

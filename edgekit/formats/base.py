@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from edgekit.pipeline.context import ModelContext
     from edgekit.quant.calibration import CalibImage
     from edgekit.quant.presets import QuantPreset
+    from edgekit.quant.sensitivity import NodeSensitivity
 
 PARTS = ("encoder", "decoder")
 Feeds = dict[str, np.ndarray]
@@ -133,9 +134,11 @@ class Format:
         ranges `int8` was calibrated with (formats with mixed_precision only); returns its info.json."""
         raise NotImplementedError
 
-    def float_model(self, fp32: "Artifact", preset: "QuantPreset", folder: Path) -> Path:
-        """The float graph its INT8 artifacts were quantized from, written into `folder` (same tensor names as the
-        INT8 graph: what per-layer sensitivity compares against)."""
+    def layer_sensitivity(self, fp32: "Artifact", int8: "Artifact", preset: "QuantPreset", feeds: Iterable[Feeds],
+                          folder: Path) -> list["NodeSensitivity"]:
+        """Every layer `int8` quantized, most sensitive first: the SQNR of its output against `fp32` on `feeds`
+        (inputs by name), alone and in the quantized graph (formats with mixed_precision only; `folder` is scratch
+        space). The names are what `make_mixed` accepts as `float_nodes`."""
         raise NotImplementedError
 
     def session(self, artifact_path: Path, threads: int = 0) -> HostSession:

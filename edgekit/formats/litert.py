@@ -2,7 +2,9 @@
 
 FP32 is converted from torch and validated against it on real images with the ONNX tolerances (1e-4 on
 embeddings, 1e-3 on logits, with the same FP64 noise floor: exporters/validate.py). The other precisions are
-made from the FP32 .tflite by ai-edge-quantizer (quant/litert_quant.py says why each recipe is what it is).
+made from the FP32 .tflite by ai-edge-quantizer (quant/litert_quant.py says why each recipe is what it is). INT8
+keeps its calibration ranges, so mixed precision (pipeline/mixed.py) re-quantizes on them with the most sensitive
+ops in float; their sensitivity is measured op by op (quant/litert_sensitivity.py).
 The layer map comes from the module locations litert-torch writes into tensor names
 (exporters/litert_layer_map.py). Decoders have one signature per prompt count (exporters/torch2litert.py).
 """
@@ -72,6 +74,7 @@ class LiteRTFormat(Format):
     precisions = ("fp32", "fp16", "int8-dynamic", "int8")
     calibrated = frozenset({"int8"})
     runtime = "litert"
+    mixed_precision = True
 
     def config(self, part: str, precision: str, options: dict[str, Any]) -> dict[str, Any]:
         from edgekit.exporters.torch2litert import POINT_COUNTS
@@ -79,6 +82,8 @@ class LiteRTFormat(Format):
 
         if precision == "fp32":
             return {"point_counts": list(POINT_COUNTS)} if part == "decoder" else {}
+        if precision == "int8":  # keeps its ranges (calibration_ranges.json) for mixed precision
+            return {"recipe": RECIPES[precision], "ranges": 1}
         return {"recipe": RECIPES[precision]}
 
     def available(self) -> str | None:
@@ -155,8 +160,7 @@ class LiteRTFormat(Format):
                 "nodes_attributed": attributed, "inputs": tensor_names}
 
     def _quantize(self, job: MakeJob) -> dict[str, Any]:
-        from edgekit.exporters.litert_layer_map import build_litert_layer_map
-        from edgekit.quant.litert_quant import quantize_tflite
+        from edgekit.quant.litert_quant import RANGES, quantize_tflite, save_ranges
 
         assert job.source is not None
         path = job.folder / job.file
@@ -164,11 +168,41 @@ class LiteRTFormat(Format):
         if job.calibration is not None:
             calibration = _signature_feeds(job.source.path, job.calibration())
         made = quantize_tflite(job.source.path, path, job.precision, calibration)
+        ranges = made.pop("ranges")
+        if ranges:
+            save_ranges(ranges, job.folder / RANGES)
+        self._finish(job, path)
+        return {"exporter": "ai-edge-quantizer", **made, "method": "minmax" if job.calibration else None}
+
+    def _finish(self, job: MakeJob, path: Path) -> None:
+        from edgekit.exporters.litert_layer_map import build_litert_layer_map
+
+        assert job.source is not None
         _check_runs(self.session(path), job.source)
         wrapper = _wrapper(job.ctx, job.part, ())  # the module tree is all the layer map needs
         build_litert_layer_map(path, wrapper).write(job.folder / "layer_map.json")
         (job.folder / "inputs.npz").write_bytes(job.source.inputs.read_bytes())
-        return {"exporter": "ai-edge-quantizer", **made, "method": "minmax" if job.calibration else None}
+
+    def make_mixed(self, job: MakeJob, int8, float_nodes) -> dict[str, Any]:
+        from edgekit.errors import ValidationError
+        from edgekit.quant.litert_quant import RANGES, load_ranges, quantize_tflite
+
+        assert job.source is not None
+        saved = int8.entry.path(int8.root, RANGES)
+        if not saved.exists():
+            raise ValidationError(f"the LiteRT INT8 artifact {int8.name} kept no calibration ranges",
+                                  hint=f"delete its store folder ({saved.parent}) so INT8 is made again with them")
+        path = job.folder / job.file
+        made = quantize_tflite(job.source.path, path, "int8", ranges=load_ranges(saved), float_ops=list(float_nodes))
+        made.pop("ranges")
+        self._finish(job, path)
+        return {"exporter": "ai-edge-quantizer", "recipe": made["recipe"], "float_nodes": sorted(float_nodes),
+                "ranges_from": int8.entry.id}
+
+    def layer_sensitivity(self, fp32, int8, preset, feeds, folder: Path) -> list:
+        from edgekit.quant.litert_sensitivity import measure
+
+        return measure(fp32.path, int8.path, feeds, int8.layer_map)
 
 
 def _pad_tensors(coords: torch.Tensor, labels: torch.Tensor, count: int) -> tuple[np.ndarray, np.ndarray]:

@@ -144,10 +144,12 @@ class OnnxFormat(Format):
         return {"preset": job.preset.name, "method": job.method, "float_nodes": sorted(float_nodes),
                 "ranges_from": int8.entry.id}
 
-    def float_model(self, fp32, preset, folder: Path) -> Path:
+    def layer_sensitivity(self, fp32, int8, preset, feeds, folder: Path) -> list:
         from edgekit.quant.ort_static import prepare_float
+        from edgekit.quant.sensitivity import measure
 
-        return prepare_float(fp32.path, folder, preset)
+        # the graph the quantizer started from: the same tensor names as the QDQ graph
+        return measure(prepare_float(fp32.path, folder, preset), int8.path, feeds, int8.layer_map)
 
 
 FORMAT = OnnxFormat()

@@ -32,7 +32,7 @@ SENSITIVITY_IMAGES = 2  # held-out images the ranking is measured on (every laye
 def layer_sensitivity(ctx: ModelContext, fmt: Format, fp32: dict[str, Artifact], int8: dict[str, Artifact],
                       settings: BuildSettings, images: Sequence[CalibImage]) -> dict:
     """{"images", "nodes": [...]}: every quantized node of both parts, most sensitive first."""
-    from edgekit.quant.sensitivity import NodeSensitivity, measure, rank
+    from edgekit.quant.sensitivity import NodeSensitivity, rank
 
     images = list(images)[:SENSITIVITY_IMAGES]
     config = {"images": [im.sha256 for im in images], "revision": 1}
@@ -46,10 +46,9 @@ def layer_sensitivity(ctx: ModelContext, fmt: Format, fp32: dict[str, Artifact],
             for part in PARTS:
                 folder = Path(tmp) / part
                 folder.mkdir()
-                float_model = fmt.float_model(fp32[part], settings.preset, folder)
                 feeds = (encoder_calibration(ctx, images) if part == "encoder" else
                          decoder_calibration(ctx, fmt, fp32["encoder"], images))
-                for node in measure(float_model, int8[part].path, feeds, int8[part].layer_map):
+                for node in fmt.layer_sensitivity(fp32[part], int8[part], settings.preset, feeds, folder):
                     ranked.append((part, node))
         order = {id(n): p for p, n in ranked}
         nodes = [{"part": order[id(n)], **n.to_dict()} for n in rank([n for _, n in ranked])]
