@@ -136,3 +136,17 @@ def test_litert_survey_lists_name_registered_variants() -> None:
     from edgekit.formats.coreml import SURVEYED
 
     assert SURVEYED <= set(REGISTRY)
+
+
+def test_a_format_with_mixed_precision_implements_both_of_its_methods() -> None:
+    """deploy searches mixed precision for every format whose `mixed_precision` is set: such a format must rank its
+    layers and make `int8-mixed` itself, not fall through to the base class's NotImplementedError mid-deploy."""
+    from edgekit.formats import format_names, get_format
+    from edgekit.formats.base import Format
+
+    mixed = [get_format(n) for n in format_names() if get_format(n).mixed_precision]
+    assert {f.name for f in mixed} >= {"onnx", "litert"}
+    for fmt in mixed:
+        assert "int8" in fmt.calibrated
+        for method in ("layer_sensitivity", "make_mixed"):
+            assert getattr(type(fmt), method) is not getattr(Format, method), f"{fmt.name} lacks {method}"

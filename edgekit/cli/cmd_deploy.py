@@ -60,13 +60,13 @@ def _read_models(models: tuple[str, ...], models_file: Path | None) -> list[str]
               help="INT8 preset (default: the target profile's; x86 or arm from the CPU for local). x86-sam / arm-sam: "
                    "the known SAM recipe, attention's q·kᵀ and attn·v kept in float.")
 @click.option("--fidelity-target", type=float, default=None, metavar="IOU",
-              help="Mask IoU against FP32 that INT8 must reach, e.g. 0.95. ONNX: when full INT8 misses it, the most "
+              help="Mask IoU against FP32 that INT8 must reach, e.g. 0.95. ONNX and LiteRT: when full INT8 misses it, the most "
                    "sensitive layers stay in float until it is met (the report lists them and their latency cost); "
                    "exit 7 when even that fails, or for formats that cannot keep layers in float.")
 @click.option("--sqnr-target", type=float, default=None, metavar="DB",
               help="Embedding SQNR against FP32 (dB) that INT8 must reach; with --fidelity-target both must hold.")
 @click.option("--sensitivity/--no-sensitivity", default=None,
-              help="Rank every quantized layer by its INT8 error (ONNX int8; default: on when --fidelity-target or "
+              help="Rank every quantized layer by its INT8 error (ONNX and LiteRT int8; default: on when --fidelity-target or "
                    "--sqnr-target is given). Costs about two runs of the model per held-out image. "
                    "--no-sensitivity also turns off the float fallback of --fidelity-target.")
 @click.option("--eval", "eval_data", type=click.Path(path_type=Path), default=None, metavar="DIR",
