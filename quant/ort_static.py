@@ -113,11 +113,12 @@ def is_large(path: Path) -> bool:
                for t in onnx.load(str(path), load_external_data=False).graph.initializer)
 
 
-def prepare_float(fp32: Path, folder: Path, preset: QuantPreset) -> Path:
+def prepare_float(fp32: Path, folder: Path, preset: QuantPreset, signs: dict[str, list[int]] | None = None) -> Path:
     """The float graph the quantizer works on, written into `folder`: the preset's GELU fusion, then shape
     inference + ONNX Runtime's own clean-up, as onnxruntime.quantization recommends (it lets the quantizer see
-    tensor shapes and the fused patterns that must stay float). Deterministic: sensitivity analysis rebuilds it
-    to compare the INT8 graph's tensors with their float originals under the same names."""
+    tensor shapes and the fused patterns that must stay float), then `signs` (quant/bimodal.py) when given.
+    Deterministic: sensitivity analysis rebuilds it to compare the INT8 graph's tensors with their float originals
+    under the same names."""
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -133,7 +134,41 @@ def prepare_float(fp32: Path, folder: Path, preset: QuantPreset) -> Path:
             save_model(model, fp32)
     quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True, save_as_external_data=large,
                       all_tensors_to_one_file=True)
+    if signs:
+        _rewrite_signs(pre, signs)
     return pre
+
+
+def _rewrite_signs(pre: Path, signs: dict[str, list[int]]) -> int:
+    import onnx
+
+    from edgekit.exporters.torch2onnx import save_model
+    from edgekit.quant.bimodal import apply_signs
+
+    model = onnx.load(str(pre))
+    flipped = apply_signs(model, signs)
+    save_model(model, pre)
+    return flipped
+
+
+def _bimodal_signs(pre: Path, feeds: list, calibration_cache: Path | None, cached: bool) -> dict[str, list[int]]:
+    """The key channels' signs for --preset *-ptq4sam: measured on the calibration feeds and kept beside the
+    ranges, or read back from there when the ranges are (mixed precision)."""
+    import onnx
+
+    from edgekit.errors import ValidationError
+    from edgekit.quant.bimodal import SIGNS, channel_signs, load_signs, save_signs
+
+    kept = calibration_cache.with_name(SIGNS) if calibration_cache is not None else None
+    if cached:
+        if kept is None or not kept.is_file():
+            raise ValidationError("the INT8 artifact's calibration ranges have no bimodal signs beside them",
+                                  hint=f"delete its store folder ({calibration_cache.parent}) so INT8 is made again")
+        return load_signs(kept)
+    signs = channel_signs(onnx.load(str(pre)), feeds)
+    if kept is not None:
+        save_signs(signs, kept)
+    return signs
 
 
 def quantize_static_onnx(fp32: Path, out: Path, feeds: Iterable[dict[str, np.ndarray]], preset: QuantPreset,
@@ -150,6 +185,10 @@ def quantize_static_onnx(fp32: Path, out: Path, feeds: Iterable[dict[str, np.nda
     cached = calibration_cache is not None and calibration_cache.is_file()
     with tempfile.TemporaryDirectory(prefix="edgekit-quant-") as tmp:
         pre = prepare_float(fp32, Path(tmp), preset)
+        if preset.bimodal:
+            feeds = [] if cached else list(feeds)  # read twice: the key signs, then the ranges
+            flipped = _rewrite_signs(pre, _bimodal_signs(pre, feeds, calibration_cache, cached))
+            log.info("bimodal integration: %d key channel(s) flipped with their queries", flipped)
         reader = _Reader(feeds)
         extra = {
             "ActivationSymmetric": preset.activation_symmetric,

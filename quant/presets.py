@@ -17,6 +17,7 @@ class QuantPreset:
     float_outputs: tuple[str, ...] = ()  # quantized ops whose OUTPUT stays float (no Q/DQ after them)
     ort_gelu: bool = False  # fuse erf-GELU into com.microsoft.Gelu before quantizing (ONNX Runtime only)
     float_attention: bool = False  # keep activation x activation MatMuls (q·kᵀ, attn·v) in float
+    bimodal: bool = False  # PTQ4SAM's sign flip of query/key channels before calibration (quant/bimodal.py)
     reasons: dict[str, str] = field(default_factory=dict)
 
     def config(self) -> dict:
@@ -80,6 +81,14 @@ PRESETS["x86-sam"] = replace(PRESETS["x86"], name="x86-sam", float_attention=Tru
                              reasons={**PRESETS["x86"].reasons, **_SAM_REASON})
 PRESETS["arm-sam"] = replace(PRESETS["arm"], name="arm-sam", float_attention=True,
                              reasons={**PRESETS["arm"].reasons, **_SAM_REASON})
+
+# PTQ4SAM's bimodal integration: q·kᵀ stays int8, its keys made one-sided first (an exact rewrite of the float graph)
+_PTQ4SAM_REASON = {"bimodal": "query/key channels whose key mean is negative are flipped together (q·kᵀ unchanged), "
+                              "so the bimodal post-key-projection activations PTQ4SAM describes fit one int8 range"}
+PRESETS["x86-ptq4sam"] = replace(PRESETS["x86"], name="x86-ptq4sam", bimodal=True,
+                                 reasons={**PRESETS["x86"].reasons, **_PTQ4SAM_REASON})
+PRESETS["arm-ptq4sam"] = replace(PRESETS["arm"], name="arm-ptq4sam", bimodal=True,
+                                 reasons={**PRESETS["arm"].reasons, **_PTQ4SAM_REASON})
 
 DEFAULT_PRESET = "x86"
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from edgekit.errors import EdgekitError, InputError, PartialError
+from edgekit.quant.presets import PRESETS
 
 
 def _read_models(models: tuple[str, ...], models_file: Path | None) -> list[str]:
@@ -56,9 +57,10 @@ def _read_models(models: tuple[str, ...], models_file: Path | None) -> list[str]
 @click.option("--held-out", type=click.IntRange(min=1), default=4, show_default=True,
               help="Further images for the INT8 fidelity check.")
 @click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]), default="minmax", show_default=True)
-@click.option("--preset", type=click.Choice(["x86", "arm", "tensorrt", "x86-sam", "arm-sam"]), default=None,
+@click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
               help="INT8 preset (default: the target profile's; x86 or arm from the CPU for local). x86-sam / arm-sam: "
-                   "the known SAM recipe, attention's q·kᵀ and attn·v kept in float.")
+                   "the known SAM recipe, attention's q·kᵀ and attn·v kept in float. x86-ptq4sam / arm-ptq4sam: "
+                   "PTQ4SAM's bimodal integration, q·kᵀ in int8 on keys made one-sided by an exact sign flip.")
 @click.option("--fidelity-target", type=float, default=None, metavar="IOU",
               help="Mask IoU against FP32 that INT8 must reach, e.g. 0.95. ONNX and LiteRT: when full INT8 misses it, the most "
                    "sensitive layers stay in float until it is met (the report lists them and their latency cost); "

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from edgekit.cli.options import model_option, weights_options
+from edgekit.quant.presets import PRESETS
 
 
 @click.command("eval")
@@ -28,7 +29,7 @@ from edgekit.cli.options import model_option, weights_options
               help="Calibration images for --precision int8 (the same folder gives the same artifacts as deploy).")
 @click.option("--calib-count", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]), default="minmax", show_default=True)
-@click.option("--preset", type=click.Choice(["x86", "arm", "tensorrt", "x86-sam", "arm-sam"]), default=None,
+@click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
               help="ONNX int8 preset (default: x86 or arm from this CPU).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate the first N images only.")
 @click.option("--store", type=click.Path(path_type=Path), default=None, help="Artifact store (default ~/.cache/edgekit/store).")
@@ -114,7 +115,6 @@ def _store_runner(ctx, fmt: str, precision: str, calib: Path | None, calib_count
     from edgekit.pipeline.context import testcard
     from edgekit.pipeline.deploy import VALIDATION_IMAGES
     from edgekit.quant.calibration import list_images, split
-    from edgekit.quant.presets import PRESETS
     from edgekit.targets.registry import default_preset
 
     form = get_format(fmt)

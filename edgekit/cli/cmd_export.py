@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from edgekit.cli.options import model_option, weights_options
+from edgekit.quant.presets import PRESETS
 
 PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8", "w8a8", "palette6")
 
@@ -27,7 +28,7 @@ PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8", "w8a8", "palette6")
 @click.option("--calib-count", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]), default="minmax", show_default=True,
               help="ONNX int8 range estimation (LiteRT int8 uses min/max).")
-@click.option("--preset", type=click.Choice(["x86", "arm", "tensorrt", "x86-sam", "arm-sam"]), default=None,
+@click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
               help="ONNX int8 preset (default: x86 or arm from this CPU).")
 @click.option("--part", type=click.Choice(["encoder", "decoder", "all"]), default="all", show_default=True)
 @click.option("--images", type=click.Path(path_type=Path), default=None, metavar="DIR",
@@ -69,7 +70,6 @@ def export(model: str, checkpoint: Path | None, weights: str | None, encoder_onn
     from edgekit.pipeline.sidecar import publish
     from edgekit.progress import Steps
     from edgekit.quant.calibration import list_images, split
-    from edgekit.quant.presets import PRESETS
     from edgekit.store import Store
     from edgekit.targets.registry import default_preset
     from edgekit.variants.registry import get_spec

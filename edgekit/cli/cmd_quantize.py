@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from edgekit.quant.presets import PRESETS
+
 
 @click.command("quantize")
 @click.argument("artifacts", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -13,7 +15,7 @@ import click
 @click.option("--calib-count", default=32, show_default=True, help="Calibration images (warns below 16).")
 @click.option("--held-out", default=4, show_default=True, help="Further images for the fidelity check.")
 @click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]), default="minmax", show_default=True)
-@click.option("--scheme", "--preset", "preset", type=click.Choice(["x86", "arm", "tensorrt", "x86-sam", "arm-sam"]), default="x86", show_default=True,
+@click.option("--scheme", "--preset", "preset", type=click.Choice(list(PRESETS)), default="x86", show_default=True,
               help="x86: U8S8 for VNNI; arm: S8S8; tensorrt: symmetric activations, standard ops only.")
 @click.option("--fidelity-target", type=float, default=None, metavar="IOU", help="Fail (exit 7) below this mask IoU.")
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=True)
@@ -35,7 +37,6 @@ def quantize(artifacts: tuple[Path, ...], calib: Path, calib_count: int, held_ou
     from edgekit.pipeline.fidelity import cached_fidelity, check_target
     from edgekit.pipeline.sidecar import load, publish
     from edgekit.quant.calibration import list_images, split
-    from edgekit.quant.presets import PRESETS
 
     from edgekit.formats import format_names, get_format
 

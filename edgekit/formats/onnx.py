@@ -145,11 +145,13 @@ class OnnxFormat(Format):
                 "ranges_from": int8.entry.id}
 
     def layer_sensitivity(self, fp32, int8, preset, feeds, folder: Path) -> list:
+        from edgekit.quant.bimodal import SIGNS, load_signs
         from edgekit.quant.ort_static import prepare_float
         from edgekit.quant.sensitivity import measure
 
-        # the graph the quantizer started from: the same tensor names as the QDQ graph
-        return measure(prepare_float(fp32.path, folder, preset), int8.path, feeds, int8.layer_map)
+        # the graph the quantizer started from (its key signs too): the same tensor names as the QDQ graph
+        signs = load_signs(int8.entry.path(int8.root, SIGNS)) if preset.bimodal else None
+        return measure(prepare_float(fp32.path, folder, preset, signs), int8.path, feeds, int8.layer_map)
 
 
 FORMAT = OnnxFormat()
