@@ -63,7 +63,8 @@ def main() -> None:
             targets = Targets(args.fidelity_target)
             if not targets.met(fidelity):
                 ranking = layer_sensitivity(ctx, fmt, pairs["fp32"], pairs["int8"], settings, held)["nodes"]
-                found = search_mixed(ctx, fmt, pairs["fp32"], pairs["int8"], ranking, targets, settings, held)
+                found = search_mixed(ctx, fmt, pairs["fp32"], pairs["int8"], ranking, targets, settings, held,
+                                     progress=lambda text: print(f"{name} mixed precision: {text}", flush=True))
                 pairs["int8-mixed"] = found["artifacts"]
                 note["int8-mixed"] = (f"{len(found['float_nodes'])} layers float, IoU vs FP32 "
                                       f"{found['fidelity']['mask_iou']:.4f}")
