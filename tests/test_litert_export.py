@@ -116,3 +116,48 @@ def test_static_int8_is_made_from_the_stored_fp32_and_quantizes_the_weighted_ops
     (name,) = session.signatures[next(iter(session.signatures))]["inputs"]
     embedding = session.run({name: image})["image_embeddings"]
     assert embedding.shape == (1, 256, 64, 64) and np.isfinite(embedding).all()
+
+
+def test_mixed_precision_meets_a_target_through_the_deploy_steps(exported: Path) -> None:
+    """The deploy's own steps on LiteRT, reusing the FP32 exports above: the INT8 pair's fidelity, the sensitivity
+    of every quantized op of both parts (each measured alone, mapped to modules), then the search for a target
+    just above full INT8's embedding SQNR: it keeps the most sensitive ops in float, in rank order, and the
+    `int8-mixed` .tflite files compute exactly those ops in float in every signature."""
+    from edgekit.formats import get_format
+    from edgekit.formats.base import PARTS
+    from edgekit.pipeline.artifacts import BuildSettings, ensure_artifact
+    from edgekit.pipeline.context import ModelContext
+    from edgekit.pipeline.fidelity import cached_fidelity
+    from edgekit.pipeline.mixed import MIXED, Targets, layer_sensitivity, search_mixed
+    from edgekit.quant.calibration import list_images, split
+    from edgekit.quant.litert_ops import float_keys, read
+    from edgekit.quant.presets import PRESETS
+    from edgekit.store import Store
+    from edgekit.variants.registry import get_spec
+
+    images = list_images(IMAGES)
+    calib, held = split(images, 2, 2)
+    settings = BuildSettings(validation=images[:2], calib=calib, preset=PRESETS["x86"])  # as `export` made them
+    ctx = ModelContext(spec=get_spec("efficientvit-sam-l0"), checkpoint=None, store=Store(exported.parent / "store"))
+    fmt = get_format("litert")
+    fp32 = {p: ensure_artifact(ctx, fmt, p, "fp32", settings) for p in PARTS}
+    assert all(a.entry.reused for a in fp32.values())  # the exports of the fixture, not made again
+    int8 = {p: ensure_artifact(ctx, fmt, p, "int8", settings, source=fp32[p], encoder_fp32=fp32["encoder"])
+            for p in PARTS}
+    fidelity, _ = cached_fidelity(ctx, (fp32["encoder"], int8["encoder"]), (fp32["decoder"], int8["decoder"]), held)
+    ranking = layer_sensitivity(ctx, fmt, fp32, int8, settings, held)["nodes"]
+    assert {n["part"] for n in ranking} == set(PARTS)
+    assert all(n["alone_sqnr_db"] is not None for n in ranking)  # every op's torch twin matched the FP32 model
+    assert sum(n["module"] is not None for n in ranking) >= 0.9 * len(ranking)
+    target = fidelity["embedding_sqnr_db"] + 0.25
+    found = search_mixed(ctx, fmt, fp32, int8, ranking, Targets(None, target), settings, held)
+    assert found["passed"] and found["fidelity"]["embedding_sqnr_db"] >= target
+    k = len(found["float_nodes"])
+    assert 1 <= k < len(ranking) and found["float_nodes"] == ranking[:k]
+    for part in PARTS:
+        names = {n["node"] for n in found["float_nodes"] if n["part"] == part}
+        artifact = found["artifacts"][part]
+        assert artifact.precision == (MIXED if names else "int8")
+        if names:
+            model = read(artifact.path)
+            assert float_keys(model) == [names] * len(model.subgraphs)
