@@ -37,6 +37,10 @@ def test_one_step_resume_and_official_layout(tmp_path: Path) -> None:
     model = build_variant("mobilesam", checkpoint=out)  # strict: the official layout, every key
     trained = state["model"]["mask_decoder.iou_token.weight"]
     assert not torch.equal(model.state_dict()["mask_decoder.iou_token.weight"], trained.half().float())  # step 2 moved it
+    # trained on whole 1024 frames: the BatchNorm running statistics it trained with are the ones written
+    final = torch.load(tmp_path / "work" / "state.pt", weights_only=True)["model"]
+    stat = next(k for k in saved if k.endswith("running_mean"))
+    assert torch.equal(saved[stat], final[stat].half())
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["step"] == 2 and record["reached_target"] is False
     assert 0.0 <= record["held_out"]["point_miou"] <= 1.0 and len(json.loads((tmp_path / "work" / "log.jsonl").read_text().splitlines()[-1])) > 0
@@ -110,6 +114,11 @@ def test_training_on_windows_writes_the_official_model(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stderr[-2000:]
     build_variant("mobilesam", checkpoint=out)  # strict load into the 1024 model
     assert json.loads(out.with_suffix(".json").read_text())["last_train_size"] == 256
+    # trained on windows: the statistics written are re-estimated on whole 1024 inputs, not the windows'
+    saved = torch.load(out, weights_only=True)
+    final = torch.load(tmp_path / "work" / "state.pt", weights_only=True)["model"]
+    stat = next(k for k in saved if k.endswith("running_mean"))
+    assert not torch.equal(saved[stat], final[stat].half())
     bad = train(tmp_path / "work2", out, "--steps", "1", "--size", "200")
     assert bad.returncode != 0 and "multiple of 64" in bad.stderr
 
