@@ -7,7 +7,7 @@ meaningless; a checkpoint that really segments something gives the accuracy gate
 The run resumes from WORK/state.pt (model, optimizer, step, data position) after an interruption, logs each
 evaluation to WORK/log.jsonl, and writes the result in MobileSAM's official layout (a plain state dict with the
 `image_encoder.` / `prompt_encoder.` / `mask_decoder.` keys of mobile_sam.pt), in fp16 to keep the repository
-small. On 2 CPU cores a whole 1024 step takes ~6 s, so training runs in stages:
+small. On 2 CPU cores a whole 1024 step takes ~4 s, so training runs in stages:
 
 1. the encoder on 256-pixel windows of the 1024 frame (see build_at and training_windows), ~1 s a step of two:
 
@@ -19,6 +19,11 @@ small. On 2 CPU cores a whole 1024 step takes ~6 s, so training runs in stages:
     python tools/train_shapes.py --work /tmp/t2 --out tests/data/shapes/mobilesam_shapes.pt --init /tmp/t1.pt \\
         --reset-decoder --pe-scale 1 --geometric-steps 300 --size 1024 --decoder-scenes 80 --steps 4000 \\
         --lr 5e-4 --warmup 30 --eval-every 300 --eval-count 8
+
+3. the whole model on whole 1024 frames of fresh scenes, every shape of a scene prompted once (~4 s a step):
+
+    python tools/train_shapes.py --work /tmp/t3 --out tests/data/shapes/mobilesam_shapes.pt \
+        --init tests/data/shapes/mobilesam_shapes.pt --size 1024 --prompts 4,1 --steps 1300 --warmup 50 --lr 2e-4
 
 Training scenes are seeds 0.. (one per step); held-out scenes are seeds from 1,000,000 (tools/shapes.py's
 default for evaluation sets), never seen in training. Evaluation and export always run the official 1024 model,
