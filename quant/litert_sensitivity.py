@@ -90,7 +90,8 @@ def _same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int,
     return total // 2, total - total // 2
 
 
-def apply_op(op: ComputeOp, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, out_shape: tuple) -> np.ndarray:
+def apply_op(op: ComputeOp, x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
+             out_shape: tuple) -> np.ndarray | None:
     """The op in float32 torch on NHWC / (…, in) activations and TFLite's weight layouts; None when its options
     are not ones this twin computes."""
     o = op.options
@@ -124,7 +125,8 @@ def apply_op(op: ComputeOp, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, 
 def _close(got: np.ndarray | None, ref: np.ndarray) -> bool:
     if got is None or got.shape != ref.shape:
         return False
-    return float(np.max(np.abs(got.astype(np.float64) - ref))) <= FLOAT_CHECK * max(float(np.max(np.abs(ref))), 1e-12)
+    worst = float(np.max(np.abs(got.astype(np.float64) - ref)))
+    return worst <= FLOAT_CHECK * max(float(np.max(np.abs(ref))), 1e-12)
 
 
 def measure(fp32_path: Path, int8_path: Path, feeds: Iterable[dict[str, np.ndarray]],
@@ -140,7 +142,7 @@ def measure(fp32_path: Path, int8_path: Path, feeds: Iterable[dict[str, np.ndarr
     f_sg = get_signature_main_subgraph_index(f_run, signature)
     q_sg = get_signature_main_subgraph_index(q_run, signature)
     f_ops = {o.output_name: o for o in compute_ops(f_model, f_sg)}
-    q_tensors, f_tensors = q_model.subgraphs[q_sg].tensors, f_model.subgraphs[f_sg].tensors
+    q_tensors = q_model.subgraphs[q_sg].tensors
     chosen: list[tuple[ComputeOp, ComputeOp]] = []
     for q_op in compute_ops(q_model, q_sg):
         f_op = f_ops.get(q_op.output_name)
@@ -159,7 +161,8 @@ def measure(fp32_path: Path, int8_path: Path, feeds: Iterable[dict[str, np.ndarr
             x = f_run.get_tensor(f_op.inputs[0], f_sg)
             if f_op.key not in checked:
                 checked.add(f_op.key)
-                f_bias = None if len(f_op.inputs) < 3 or f_op.inputs[2] < 0 else f_run.get_tensor(f_op.inputs[2], f_sg)
+                has_bias = len(f_op.inputs) > 2 and f_op.inputs[2] >= 0
+                f_bias = f_run.get_tensor(f_op.inputs[2], f_sg) if has_bias else None
                 if not _close(apply_op(f_op, x, f_run.get_tensor(f_op.inputs[1], f_sg), f_bias, ref.shape), ref):
                     unmeasured.add(f_op.key)
             q_out = _quantization(q_tensors[q_op.output])
