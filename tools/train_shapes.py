@@ -22,7 +22,7 @@ small. On 2 CPU cores a whole 1024 step takes ~4 s, so training runs in stages:
 
 3. the whole model on whole 1024 frames of fresh scenes, every shape of a scene prompted once (~4 s a step):
 
-    python tools/train_shapes.py --work /tmp/t3 --out tests/data/shapes/mobilesam_shapes.pt \
+    python tools/train_shapes.py --work /tmp/t3 --out tests/data/shapes/mobilesam_shapes.pt \\
         --init tests/data/shapes/mobilesam_shapes.pt --size 1024 --prompts 4,1 --steps 1300 --warmup 50 --lr 2e-4
 
 Training scenes are seeds 0.. (one per step); held-out scenes are seeds from 1,000,000 (tools/shapes.py's
