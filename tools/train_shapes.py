@@ -193,7 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", type=float, default=0.75,
                         help="stop once held-out point AND box mIoU reach this (default 0.75)")
     parser.add_argument("--eval-every", type=int, default=150)
-    parser.add_argument("--eval-count", type=int, default=12, help="held-out scenes per evaluation")
+    parser.add_argument("--eval-count", type=int, default=12,
+                        help="held-out scenes per evaluation (default 12, a quick look while training: ~2 masks a "
+                             "scene, so a figure to trust within a point or two, as in the record --export-now "
+                             "writes, needs ~80)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--init", type=Path, default=None,
                         help="start from these weights (an earlier --out: training continued on another machine, "
