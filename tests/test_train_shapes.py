@@ -36,14 +36,16 @@ def test_one_step_resume_and_official_layout(tmp_path: Path) -> None:
     assert all(v.dtype == torch.float16 for v in saved.values() if v.is_floating_point())
     model = build_variant("mobilesam", checkpoint=out)  # strict: the official layout, every key
     trained = state["model"]["mask_decoder.iou_token.weight"]
-    assert not torch.equal(model.state_dict()["mask_decoder.iou_token.weight"], trained.half().float())  # step 2 moved it
+    # step 2 moved it
+    assert not torch.equal(model.state_dict()["mask_decoder.iou_token.weight"], trained.half().float())
     # trained on whole 1024 frames: the BatchNorm running statistics it trained with are the ones written
     final = torch.load(tmp_path / "work" / "state.pt", weights_only=True)["model"]
     stat = next(k for k in saved if k.endswith("running_mean"))
     assert torch.equal(saved[stat], final[stat].half())
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["step"] == 2 and record["reached_target"] is False
-    assert 0.0 <= record["held_out"]["point_miou"] <= 1.0 and len(json.loads((tmp_path / "work" / "log.jsonl").read_text().splitlines()[-1])) > 0
+    assert 0.0 <= record["held_out"]["point_miou"] <= 1.0
+    assert len(json.loads((tmp_path / "work" / "log.jsonl").read_text().splitlines()[-1])) > 0
 
 
 def _tools():
@@ -155,3 +157,24 @@ def test_reset_prompt_path_keeps_the_encoder_and_restarts_the_decoder() -> None:
     assert not torch.equal(before["mask_decoder.iou_token.weight"], after["mask_decoder.iou_token.weight"])
     gaussian = after["prompt_encoder.pe_layer.positional_encoding_gaussian_matrix"]
     assert 2.4 < float(gaussian.std()) < 3.6  # drawn N(0, 1), scaled by 3
+
+
+def test_freeze_bn_trains_with_the_running_statistics_and_keeps_them(tmp_path: Path) -> None:
+    t = _trainer()
+    model = t.build_at(256)
+    t.set_training(model, freeze_bn=True)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert bns and model.training and not any(m.training for m in bns)
+    assert model.mask_decoder.training and model.image_encoder.training
+    # through the CLI, one whole-frame step: the statistics a fresh model starts with (0 and 1) are the ones saved,
+    # while the BatchNorm's own scale trained
+    proc = train(tmp_path / "work", tmp_path / "out.pt", "--steps", "1", "--freeze-bn")
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    state = torch.load(tmp_path / "work" / "state.pt", weights_only=True)["model"]
+    means = [k for k in state if k.endswith("running_mean")]
+    assert means and all(torch.equal(state[k], torch.zeros_like(state[k])) for k in means)
+    assert all(torch.equal(state[k.replace("mean", "var")], torch.ones_like(state[k])) for k in means)
+    scale = means[0].replace("running_mean", "weight")
+    assert not torch.equal(state[scale], t.build_at(1024).state_dict()[scale])
+    bad = train(tmp_path / "work2", tmp_path / "out.pt", "--steps", "1", "--size", "256", "--freeze-bn")
+    assert bad.returncode == 2 and "--freeze-bn" in bad.stderr and "--size 1024" in bad.stderr
