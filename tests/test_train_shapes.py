@@ -163,7 +163,7 @@ def test_freeze_bn_trains_with_the_running_statistics_and_keeps_them(tmp_path: P
     t = _trainer()
     model = t.build_at(256)
     t.set_training(model, freeze_bn=True)
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    bns = _tools().batchnorms(model)
     assert bns and model.training and not any(m.training for m in bns)
     assert model.mask_decoder.training and model.image_encoder.training
     # through the CLI, one whole-frame step: the statistics a fresh model starts with (0 and 1) are the ones saved,

@@ -103,13 +103,18 @@ def window_prompts(targets: torch.Tensor, origin: tuple[int, int], rng: np.rando
     return torch.tensor(np.array(coords), dtype=torch.float32), torch.tensor(labels, dtype=torch.float32)
 
 
+def batchnorms(model) -> list[torch.nn.Module]:
+    """The model's BatchNorm layers (TinyViT's convolutions carry them; the decoder has none)."""
+    return [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+
 @torch.no_grad()
 def recalibrate_batchnorm(model, count: int = 16) -> None:
     """TinyViT's convolutions carry BatchNorm. Trained one window at a time, their running statistics describe
     windows, not a whole 1024 input; this re-estimates them (a plain average over `count` training scenes at
     1024; the model must be the official-size one) before evaluating or exporting."""
     recipe = get_spec("mobilesam").preprocess
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    bns = batchnorms(model)
     saved = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()

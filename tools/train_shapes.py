@@ -51,8 +51,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from shape_windows import (OFFICIAL_SIZE, Window, build_at, lowres_targets, recalibrate_batchnorm,  # noqa: E402
-                           training_windows)
+from shape_windows import (OFFICIAL_SIZE, Window, batchnorms, build_at, lowres_targets,  # noqa: E402
+                           recalibrate_batchnorm, training_windows)
 from shape_step import DRAWS_PER_PROMPT, PROMPTS_PER_WINDOW, train_step  # noqa: E402
 from shapes import Scene, render_scene  # noqa: E402
 
@@ -172,9 +172,8 @@ def set_training(model, freeze_bn: bool) -> None:
     Training on with BatchNorm frozen lets the rest of the network adapt to the statistics it will run with."""
     model.train()
     if freeze_bn:
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.eval()
+        for m in batchnorms(model):
+            m.eval()
 
 
 def _lr(step: int, base: float, warmup: int, total: int) -> float:
