@@ -33,7 +33,7 @@ small. On 2 CPU cores a whole 1024 step takes ~4 s, so training runs in stages:
         --prompts 4,1 --freeze-bn --steps 2700 --warmup 2110 --lr 1.5e-4 --eval-every 150 --eval-count 20
 
    then two more restarts of it, each 600 steps: --steps 3300 --warmup 2710 --lr 1.5e-4, then, with two draws of
-   each shape's point and box a frame (~4.8 s a step), --prompts 4,2 --steps 3900 --warmup 3310 --lr 1.2e-4.
+   each shape's point and box a frame (~5 s a step), --prompts 4,2 --steps 3900 --warmup 3310 --lr 1.2e-4.
    A restart at the full rate first costs points (20-scene checks: 0.752 at step 2700, 0.671 at 2800, 0.780 at
    2900): judge a stage at its end, on 80 scenes (--export-now --eval-count 80).
 
